@@ -1,0 +1,31 @@
+# make test   install what the tests need when missing, build in place, run pytest (C planner tests too)
+# make bench  build, then the benchmark (needs a CUDA GPU; exits non-zero without one)
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+TORCH_SPEC ?= torch
+PYTEST_ARGS ?=
+SANITIZER ?= compute-sanitizer
+
+.PHONY: test bench build deps memcheck clean
+
+deps:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+	@$(PYTHON) -c "import pytest" 2>/dev/null || $(PIP) install pytest
+	@$(PYTHON) -c "import setuptools, wheel" 2>/dev/null || $(PIP) install setuptools wheel
+
+build: deps
+	$(PYTHON) setup.py build_ext --inplace
+
+test: build
+	$(PYTHON) -m pytest -ra $(PYTEST_ARGS)
+
+bench: build
+	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# compute-sanitizer memcheck over a few shapes; fails unless the sanitizer reports 0 errors.
+memcheck: build
+	PYTORCH_NO_CUDA_MEMORY_CACHING=1 PYTHONPATH=python $(SANITIZER) --tool memcheck --error-exitcode 9 \
+		$(PYTHON) tests/sanitizer_cases.py
+
+clean:
+	rm -rf build python/nvfp4_group_gemm/_C*.so

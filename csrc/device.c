@@ -1,0 +1,292 @@
+/* device.c: device selection, the group-table ring and kernel launches, on the CUDA runtime.
+ *
+ * A group table of at most nvfp4_cuda_inline_capacity() entries travels by value in the kernel's
+ * parameters: nothing to copy, nothing to guard, and a graph capture bakes it into the graph.
+ * Larger tables go through a per-device ring of slots, each a pinned host buffer and a device buffer:
+ * write the slot on the host, copy it to the device on the caller's stream, launch, record the slot's
+ * event. A slot is reused only after its event completed, so no copy or kernel still in flight ever
+ * sees it rewritten; with RING_SLOTS slots the host waits only when it runs that many calls ahead.
+ * A graph capture cannot use the ring (a replay would read whatever the slot holds by then), so a
+ * captured call gets buffers of its own that live as long as the module.
+ */
+#include "device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "portable_gemm.h"
+
+nvfp4_tile_shape nvfp4_cuda_tile(void) { return (nvfp4_tile_shape){NVFP4_PORTABLE_TILE_M, NVFP4_PORTABLE_TILE_N}; }
+
+int32_t nvfp4_cuda_inline_capacity(void) { return NVFP4_PORTABLE_INLINE_CAPACITY; }
+
+#ifdef NVFP4_WITH_CUDA
+
+#include <cuda_runtime_api.h>
+
+#define RING_SLOTS 16
+#define MAX_DEVICES 64
+#define SLOT_ALIGN 4096
+
+typedef struct table_ring {
+    uint8_t *host;               /* pinned, RING_SLOTS * slot_bytes */
+    uint8_t *device;             /* RING_SLOTS * slot_bytes */
+    size_t slot_bytes;
+    cudaEvent_t done[RING_SLOTS];
+    int in_use[RING_SLOTS];
+    int next;
+} table_ring;
+
+typedef struct captured_table {
+    struct captured_table *next;
+    void *host;
+    void *device;
+} captured_table;
+
+struct nvfp4_cuda {
+    table_ring rings[MAX_DEVICES];
+    captured_table *captured;
+    nvfp4_cuda_stats stats;
+};
+
+const int nvfp4_built_with_cuda = 1;
+
+/* The one check for every CUDA call: on failure, word the error and take the function's error exit. */
+#define CUDA_CHECK(call)                                                                                    \
+    do {                                                                                                    \
+        cudaError_t status_ = (call);                                                                       \
+        if (status_ != cudaSuccess) {                                                                       \
+            snprintf(message, message_size, "CUDA error in %s: %s (%s)", #call, cudaGetErrorString(status_), \
+                     cudaGetErrorName(status_));                                                            \
+            goto fail;                                                                                      \
+        }                                                                                                   \
+    } while (0)
+
+nvfp4_cuda *nvfp4_cuda_create(void) { return calloc(1, sizeof(nvfp4_cuda)); }
+
+nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
+
+/* Best effort at interpreter exit: the driver may already be shutting down, so errors are ignored. */
+void nvfp4_cuda_destroy(nvfp4_cuda *cuda) {
+    if (!cuda) return;
+    for (int d = 0; d < MAX_DEVICES; d++) {
+        table_ring *ring = &cuda->rings[d];
+        if (!ring->host) continue;
+        if (cudaSetDevice(d) != cudaSuccess) continue;
+        for (int i = 0; i < RING_SLOTS; i++) cudaEventDestroy(ring->done[i]);
+        cudaFreeHost(ring->host);
+        cudaFree(ring->device);
+    }
+    for (captured_table *t = cuda->captured, *next; t; t = next) {
+        next = t->next;
+        cudaFreeHost(t->host);
+        cudaFree(t->device);
+        free(t);
+    }
+    free(cuda);
+}
+
+/* Makes `device` current; *previous receives the device to restore. */
+static int enter_device(int32_t device, int *previous, char *message, size_t message_size) {
+    CUDA_CHECK(cudaGetDevice(previous));
+    if (*previous != device) CUDA_CHECK(cudaSetDevice(device));
+    return 0;
+fail:
+    return -1;
+}
+
+/* Restores the caller's device. After an earlier failure its message is kept and this one's error ignored. */
+static int leave_device(int32_t device, int previous, int status, char *message, size_t message_size) {
+    if (previous == device) return status;
+    cudaError_t restored = cudaSetDevice(previous);
+    if (status || restored == cudaSuccess) return status;
+    CUDA_CHECK(restored);
+fail:
+    return -1;
+}
+
+/* Waits for every slot, then replaces the buffers with ones of at least `bytes` per slot. Runs only
+ * when a call has more groups than any call before it on this device. */
+static int grow_ring(table_ring *ring, size_t bytes, char *message, size_t message_size) {
+    size_t slot_bytes = ring->slot_bytes ? ring->slot_bytes : SLOT_ALIGN;
+    while (slot_bytes < bytes) slot_bytes *= 2;
+    if (ring->host) {
+        for (int i = 0; i < RING_SLOTS; i++)
+            if (ring->in_use[i]) CUDA_CHECK(cudaEventSynchronize(ring->done[i]));
+        CUDA_CHECK(cudaFreeHost(ring->host));
+        ring->host = NULL;
+        CUDA_CHECK(cudaFree(ring->device));
+        ring->device = NULL;
+    } else {
+        for (int i = 0; i < RING_SLOTS; i++) CUDA_CHECK(cudaEventCreateWithFlags(&ring->done[i], cudaEventDisableTiming));
+    }
+    memset(ring->in_use, 0, sizeof ring->in_use);
+    CUDA_CHECK(cudaHostAlloc((void **)&ring->host, slot_bytes * RING_SLOTS, cudaHostAllocDefault));
+    CUDA_CHECK(cudaMalloc((void **)&ring->device, slot_bytes * RING_SLOTS));
+    ring->slot_bytes = slot_bytes;
+    return 0;
+fail:
+    return -1;
+}
+
+/* Buffers of its own for a table that a graph capture will hold; allocated in relaxed capture mode,
+ * since allocation is not allowed while the thread captures in global mode. */
+static int captured_buffers(nvfp4_cuda *cuda, size_t bytes, void **host, void **device, char *message,
+                            size_t message_size) {
+    enum cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    int exchanged = 0;
+    captured_table *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(message, message_size, "out of host memory for a captured group table");
+        return -1;
+    }
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    exchanged = 1;
+    CUDA_CHECK(cudaHostAlloc(&t->host, bytes, cudaHostAllocDefault));
+    CUDA_CHECK(cudaMalloc(&t->device, bytes));
+    exchanged = 0;
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    t->next = cuda->captured;
+    cuda->captured = t;
+    cuda->stats.captured_tables++;
+    *host = t->host;
+    *device = t->device;
+    return 0;
+fail:
+    if (exchanged) cudaThreadExchangeStreamCaptureMode(&mode);
+    if (t->host) cudaFreeHost(t->host);
+    free(t);
+    return -1;
+}
+
+/* The large-table path: copy the table to the device on the stream, then launch. */
+static int run_through_device_memory(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
+                                     cudaStream_t stream, char *message, size_t message_size) {
+    const size_t bytes = sizeof(nvfp4_group_entry) * (size_t)plan->num_entries;
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    table_ring *ring = &cuda->rings[plan->device_index];
+    cudaEvent_t done = NULL;
+    int slot = -1;
+    void *host, *device;
+
+    CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    if (capture == cudaStreamCaptureStatusActive) {
+        if (captured_buffers(cuda, bytes, &host, &device, message, message_size)) return -1;
+    } else {
+        if (bytes > ring->slot_bytes && grow_ring(ring, bytes, message, message_size)) return -1;
+        slot = ring->next;
+        ring->next = (ring->next + 1) % RING_SLOTS;
+        if (ring->in_use[slot]) {
+            cudaError_t query = cudaEventQuery(ring->done[slot]);
+            if (query == cudaErrorNotReady) {
+                cuda->stats.ring_waits++;
+                CUDA_CHECK(cudaEventSynchronize(ring->done[slot]));
+            } else {
+                CUDA_CHECK(query);
+            }
+        }
+        host = ring->host + (size_t)slot * ring->slot_bytes;
+        device = ring->device + (size_t)slot * ring->slot_bytes;
+        done = ring->done[slot];
+        cuda->stats.ring_launches++;
+    }
+    memcpy(host, entries, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK((cudaError_t)nvfp4_portable_launch(NULL, device, plan->num_entries, plan->total_tiles, stream));
+    if (done) {
+        CUDA_CHECK(cudaEventRecord(done, stream));
+        ring->in_use[slot] = 1;
+    }
+    return 0;
+fail:
+    return -1;
+}
+
+int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
+                   char *message, size_t message_size) {
+    int previous = 0, status = -1;
+    if (plan->device_index < 0 || plan->device_index >= MAX_DEVICES) {
+        snprintf(message, message_size, "device cuda:%d is beyond the %d devices this build supports",
+                 plan->device_index, MAX_DEVICES);
+        return -1;
+    }
+    if (enter_device(plan->device_index, &previous, message, message_size)) return -1;
+    if (plan->num_entries <= nvfp4_cuda_inline_capacity()) {
+        cuda->stats.inline_launches++;
+        CUDA_CHECK((cudaError_t)nvfp4_portable_launch(entries, NULL, plan->num_entries, plan->total_tiles, (void *)stream));
+        status = 0;
+    } else {
+        status = run_through_device_memory(cuda, entries, plan, (cudaStream_t)stream, message, message_size);
+    }
+fail:
+    return leave_device(plan->device_index, previous, status, message, message_size);
+}
+
+int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
+                                uintptr_t stream, char *message, size_t message_size) {
+    int previous = 0, status = -1;
+    if (enter_device(device, &previous, message, message_size)) return -1;
+    CUDA_CHECK((cudaError_t)nvfp4_portable_launch(NULL, device_table, num_entries, total_tiles, (void *)stream));
+    status = 0;
+fail:
+    return leave_device(device, previous, status, message, message_size);
+}
+
+int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size) {
+    struct cudaDeviceProp prop;
+    int count = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&count));
+    if (device < 0 || device >= count) {
+        snprintf(message, message_size, "no CUDA device %d: this machine has %d", device, count);
+        return -1;
+    }
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    snprintf(info->name, sizeof info->name, "%s", prop.name);
+    info->major = prop.major;
+    info->minor = prop.minor;
+    info->multiprocessors = prop.multiProcessorCount;
+    info->l2_bytes = prop.l2CacheSize;
+    return 0;
+fail:
+    return -1;
+}
+
+#else /* built without CUDA: the module still validates, but nothing can run. */
+
+static const char no_cuda[] = "nvfp4_group_gemm was built without CUDA (no nvcc at build time); rebuild on a "
+                              "machine with the CUDA toolkit";
+
+const int nvfp4_built_with_cuda = 0;
+
+struct nvfp4_cuda {
+    nvfp4_cuda_stats stats;
+};
+
+nvfp4_cuda *nvfp4_cuda_create(void) { return calloc(1, sizeof(nvfp4_cuda)); }
+
+void nvfp4_cuda_destroy(nvfp4_cuda *cuda) { free(cuda); }
+
+nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
+
+int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
+                   char *message, size_t message_size) {
+    (void)cuda, (void)entries, (void)plan, (void)stream;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
+                                uintptr_t stream, char *message, size_t message_size) {
+    (void)device_table, (void)num_entries, (void)total_tiles, (void)device, (void)stream;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size) {
+    (void)device, (void)info;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+#endif

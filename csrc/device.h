@@ -1,0 +1,53 @@
+/* device.h: everything that talks to the CUDA runtime, behind a C interface without CUDA types.
+ *
+ * Built as plain C against cudart (static); in a build without CUDA every entry reports that the
+ * package was built without it. Streams travel as integers (the raw cudaStream_t that torch reports).
+ */
+#ifndef NVFP4_DEVICE_H
+#define NVFP4_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "group_table.h"
+#include "planner.h"
+
+typedef struct nvfp4_cuda nvfp4_cuda;
+
+typedef struct nvfp4_cuda_stats {
+    uint64_t inline_launches;    /* table passed by value in the kernel parameters */
+    uint64_t ring_launches;      /* table copied through the pinned ring */
+    uint64_t ring_waits;         /* ring slots that were still in use and had to be waited for */
+    uint64_t captured_tables;    /* tables given their own buffers because a graph capture holds them */
+} nvfp4_cuda_stats;
+
+typedef struct nvfp4_device_info {
+    char name[256];
+    int major, minor;
+    int multiprocessors;
+    int l2_bytes;
+} nvfp4_device_info;
+
+extern const int nvfp4_built_with_cuda;
+
+/* Output tile and by-value capacity of the kernel the planner plans for. */
+nvfp4_tile_shape nvfp4_cuda_tile(void);
+int32_t nvfp4_cuda_inline_capacity(void);
+
+nvfp4_cuda *nvfp4_cuda_create(void);
+void nvfp4_cuda_destroy(nvfp4_cuda *cuda);
+nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
+
+/* Enqueues the planned launch on `stream` of device plan->device_index. Returns 0, or -1 with the
+ * CUDA error written to message. */
+int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
+                   char *message, size_t message_size);
+
+/* Launches the kernel on a group table that already lives in device memory (the benchmark's model
+ * of a Python submission that builds its metadata with torch each call). */
+int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
+                                uintptr_t stream, char *message, size_t message_size);
+
+int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size);
+
+#endif

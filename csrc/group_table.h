@@ -1,0 +1,48 @@
+/* group_table.h: the per-group launch metadata shared by the C planner and the CUDA kernels.
+ *
+ * Plain C, no torch, no CUDA: the planner fills these on the host, the kernels read them either
+ * from their by-value kernel parameter (small tables) or from device memory (large tables).
+ * Every stride is in bytes so the kernels never need element sizes.
+ */
+#ifndef NVFP4_GROUP_TABLE_H
+#define NVFP4_GROUP_TABLE_H
+
+#include <stdint.h>
+
+/* Blocked scale layout (NOTES section 3): one 512-byte atom holds the scales of 128 rows x 4 scale
+ * columns (64 K elements); inside it row r, column j sits at (r % 32) * 16 + ((r % 128) / 32) * 4 + j. */
+#define NVFP4_SF_VEC 16          /* K elements per scale */
+#define NVFP4_SF_ATOM_ROWS 128
+#define NVFP4_SF_ATOM_COLS 4
+#define NVFP4_SF_ATOM_BYTES 512
+#define NVFP4_K_ALIGN 64         /* K must be a multiple of this: one scale atom column block */
+
+/* One non-empty group (M > 0). 128 bytes, so 30 of them plus the header fit the 4 KB parameter space. */
+typedef struct nvfp4_group_entry {
+    const uint8_t *a;            /* [M, K/2] packed e2m1 per batch slice */
+    const uint8_t *b;            /* [N, K/2] packed e2m1 per batch slice */
+    const uint8_t *sfa;          /* blocked e4m3 scales of a */
+    const uint8_t *sfb;          /* blocked e4m3 scales of b */
+    uint8_t *c;                  /* [M, N] fp16 per batch slice */
+    int64_t a_batch_stride;
+    int64_t b_batch_stride;
+    int64_t c_batch_stride;
+    int64_t sfa_batch_stride;
+    int64_t sfb_batch_stride;
+    int32_t m, n, k, l;
+    int32_t a_row_stride;
+    int32_t b_row_stride;
+    int32_t c_row_stride;
+    int32_t sfa_rowblock_stride; /* between 128-row blocks */
+    int32_t sfa_kblock_stride;   /* between 64-K blocks */
+    int32_t sfb_rowblock_stride;
+    int32_t sfb_kblock_stride;
+    int32_t tile_start;          /* first linear tile of this group in the launch */
+} nvfp4_group_entry;
+
+/* Output tile of one CTA, chosen by the planner for the kernel it plans for. */
+typedef struct nvfp4_tile_shape {
+    int32_t m, n;
+} nvfp4_tile_shape;
+
+#endif

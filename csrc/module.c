@@ -1,0 +1,415 @@
+/* module.c: nvfp4_group_gemm._C, the native entry point.
+ *
+ * custom_kernel(data) walks the leaderboard's 4-tuple with the CPython C API, reads each tensor
+ * through the C++ bridge, lets the planner validate everything and build the group table, asks torch
+ * for the current stream of the tensors' device and launches once. Per call it runs no Python code,
+ * allocates no tensor (the group buffers live in the module state and only grow), and never
+ * synchronises. The GIL is held from start to end, which is what makes the shared buffers safe.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string.h>
+
+#include "device.h"
+#include "planner.h"
+#include "torch_bridge.h"
+
+#define MESSAGE_BYTES 512
+
+typedef struct module_state {
+    PyObject *current_stream;    /* torch._C._cuda_getCurrentRawStream, found at the first launch */
+    nvfp4_group_input *inputs;   /* capacity entries each; grown, never shrunk */
+    nvfp4_group_entry *entries;
+    PyObject **outputs;          /* borrowed c tensors of the call in progress */
+    Py_ssize_t capacity;
+    nvfp4_cuda *cuda;
+} module_state;
+
+static inline module_state *get_state(PyObject *module) { return (module_state *)PyModule_GetState(module); }
+
+static const char *const data_names[4] = {"abc", "sfasfb", "sfasfb_reordered", "problem_sizes"};
+
+/* Items and size of a list or tuple; 0 for anything else. (An empty list's items may be NULL.) */
+static int as_sequence(PyObject *obj, PyObject ***items, Py_ssize_t *size) {
+    if (!PyList_Check(obj) && !PyTuple_Check(obj)) return 0;
+    *size = PySequence_Fast_GET_SIZE(obj);
+    *items = PySequence_Fast_ITEMS(obj);
+    return 1;
+}
+
+/* Raises TypeError "<field>: expected <what>, got <type>[ of length n]" for a bad list/tuple. */
+static int bad_sequence(PyObject *obj, const char *field, const char *what) {
+    if (PyList_Check(obj) || PyTuple_Check(obj))
+        PyErr_Format(PyExc_TypeError, "%s: expected %s, got a %.100s of length %zd", field, what, Py_TYPE(obj)->tp_name,
+                     PySequence_Fast_GET_SIZE(obj));
+    else
+        PyErr_Format(PyExc_TypeError, "%s: expected %s, got %.100s", field, what, Py_TYPE(obj)->tp_name);
+    return -1;
+}
+
+static int ensure_capacity(module_state *st, Py_ssize_t groups) {
+    if (groups <= st->capacity) return 0;
+    Py_ssize_t capacity = st->capacity ? st->capacity : 16;
+    while (capacity < groups) capacity *= 2;
+    nvfp4_group_input *inputs = PyMem_Realloc(st->inputs, sizeof *inputs * (size_t)capacity);
+    if (inputs) st->inputs = inputs;
+    nvfp4_group_entry *entries = PyMem_Realloc(st->entries, sizeof *entries * (size_t)capacity);
+    if (entries) st->entries = entries;
+    PyObject **outputs = PyMem_Realloc(st->outputs, sizeof *outputs * (size_t)capacity);
+    if (outputs) st->outputs = outputs;
+    if (!inputs || !entries || !outputs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    st->capacity = capacity;
+    return 0;
+}
+
+static int read_tensor(PyObject *obj, const char *container, Py_ssize_t group, const char *field,
+                       nvfp4_tensor_desc *out) {
+    char message[256];
+    switch (nvfp4_read_tensor(obj, out, message, sizeof message)) {
+        case NVFP4_READ_OK: return 0;
+        case NVFP4_READ_NOT_A_TENSOR:
+            PyErr_Format(PyExc_TypeError, "%s[%zd].%s: expected a torch.Tensor, got %.100s", container, group, field,
+                         Py_TYPE(obj)->tp_name);
+            return -1;
+        default:
+            PyErr_Format(PyExc_ValueError, "%s[%zd].%s: %s", container, group, field, message);
+            return -1;
+    }
+}
+
+/* A size: a Python int or another integer with __index__ (numpy's), but not a bool, and not a
+ * tensor, whose value may sit on the GPU and would cost a synchronisation to read. */
+static int read_size(PyObject *obj, Py_ssize_t group, int index, int64_t *out) {
+    int overflow = 0;
+    if (nvfp4_is_tensor(obj)) {
+        PyErr_Format(PyExc_TypeError, "problem_sizes[%zd][%d]: expected an int, got a torch.Tensor", group, index);
+        return -1;
+    }
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "problem_sizes[%zd][%d]: expected an int, got %.100s", group, index,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    PyObject *value = PyLong_Check(obj) ? Py_NewRef(obj) : PyNumber_Index(obj);
+    if (!value) return -1;
+    long long size = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow)
+        PyErr_Format(PyExc_ValueError, "problem_sizes[%zd][%d]: expected a size that fits 64 bits, got %R", group,
+                     index, value);
+    Py_DECREF(value);
+    if (overflow || (size == -1 && PyErr_Occurred())) return -1;
+    *out = size;
+    return 0;
+}
+
+/* Reads one group's tensors and sizes into `in`, and remembers its c for the result list. */
+static int read_group(PyObject *const *containers[4], Py_ssize_t g, nvfp4_group_input *in, PyObject **output) {
+    Py_ssize_t size;
+    PyObject **abc, **sf, **sizes;
+    char field[64];
+    if (!as_sequence(containers[0][g], &abc, &size) || size != 3) {
+        snprintf(field, sizeof field, "abc[%zd]", g);
+        return bad_sequence(containers[0][g], field, "a tuple (a, b, c)");
+    }
+    if (!as_sequence(containers[2][g], &sf, &size) || size != 2) {
+        snprintf(field, sizeof field, "sfasfb_reordered[%zd]", g);
+        return bad_sequence(containers[2][g], field, "a tuple (sfa, sfb)");
+    }
+    if (!as_sequence(containers[3][g], &sizes, &size) || size != 4) {
+        snprintf(field, sizeof field, "problem_sizes[%zd]", g);
+        return bad_sequence(containers[3][g], field, "a tuple of 4 ints (M, N, K, L)");
+    }
+    if (read_tensor(abc[0], "abc", g, "a", &in->a) || read_tensor(abc[1], "abc", g, "b", &in->b) ||
+        read_tensor(abc[2], "abc", g, "c", &in->c) || read_tensor(sf[0], "sfasfb_reordered", g, "sfa", &in->sfa) ||
+        read_tensor(sf[1], "sfasfb_reordered", g, "sfb", &in->sfb))
+        return -1;
+    if (read_size(sizes[0], g, 0, &in->m) || read_size(sizes[1], g, 1, &in->n) || read_size(sizes[2], g, 2, &in->k) ||
+        read_size(sizes[3], g, 3, &in->l))
+        return -1;
+    *output = abc[2];
+    return 0;
+}
+
+/* Parses and validates a call; on success st->entries holds the table and *num_groups the group count. */
+static int plan_call(module_state *st, PyObject *data, nvfp4_plan *plan, Py_ssize_t *num_groups) {
+    Py_ssize_t size, groups = 0;
+    PyObject **parts;
+    if (!as_sequence(data, &parts, &size) || size != 4)
+        return bad_sequence(data, "data", "a 4-tuple (abc, sfasfb, sfasfb_reordered, problem_sizes)");
+    PyObject *const *containers[4];
+    for (int i = 0; i < 4; i++) {
+        Py_ssize_t length;
+        PyObject **items;
+        if (!as_sequence(parts[i], &items, &length)) {
+            PyErr_Format(PyExc_TypeError, "data[%d] (%s): expected a list or tuple with one entry per group, got %.100s",
+                         i, data_names[i], Py_TYPE(parts[i])->tp_name);
+            return -1;
+        }
+        if (i == 0) groups = length;
+        else if (length != groups) {
+            PyErr_Format(PyExc_ValueError, "data[%d] (%s): expected %zd entries, one per group of abc, got %zd", i,
+                         data_names[i], groups, length);
+            return -1;
+        }
+        containers[i] = items;
+    }
+    if (groups < 1) {
+        PyErr_SetString(PyExc_ValueError, "data[0] (abc): expected at least one group, got none");
+        return -1;
+    }
+    if (groups > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "data[0] (abc): expected fewer than 2^31 groups, got %zd", groups);
+        return -1;
+    }
+    if (ensure_capacity(st, groups)) return -1;
+    for (Py_ssize_t g = 0; g < groups; g++)
+        if (read_group(containers, g, &st->inputs[g], &st->outputs[g])) return -1;
+
+    nvfp4_error error;
+    nvfp4_status status = nvfp4_plan_groups(st->inputs, (int32_t)groups, nvfp4_cuda_tile(), st->entries, plan, &error);
+    if (status != NVFP4_OK) {
+        PyErr_SetString(status == NVFP4_TYPE_ERROR ? PyExc_TypeError : PyExc_ValueError, error.message);
+        return -1;
+    }
+    *num_groups = groups;
+    return 0;
+}
+
+/* The raw cudaStream_t torch has current on `device`. torch._C._cuda_getCurrentRawStream is C code
+ * that keeps the GIL, so the shared buffers stay ours across the call. */
+static int current_stream(module_state *st, int32_t device, uintptr_t *stream) {
+    if (!st->current_stream) {
+        PyObject *torch_c = PyImport_ImportModule("torch._C");
+        if (!torch_c) return -1;
+        st->current_stream = PyObject_GetAttrString(torch_c, "_cuda_getCurrentRawStream");
+        Py_DECREF(torch_c);
+        if (!st->current_stream) {
+            PyErr_SetString(PyExc_RuntimeError, "this torch build has no CUDA support (no torch._C._cuda_getCurrentRawStream)");
+            return -1;
+        }
+    }
+    PyObject *index = PyLong_FromLong(device);
+    if (!index) return -1;
+    PyObject *result = PyObject_CallOneArg(st->current_stream, index);
+    Py_DECREF(index);
+    if (!result) return -1;
+    *stream = (uintptr_t)PyLong_AsVoidPtr(result);
+    Py_DECREF(result);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* An int argument that fits a C int; -1 with an exception otherwise. */
+static int int_argument(PyObject *obj, const char *name, int *out) {
+    long value = PyLong_AsLong(obj);
+    if (value == -1 && PyErr_Occurred()) return -1;
+    if (value < INT32_MIN || value > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a value that fits 32 bits, got %ld", name, value);
+        return -1;
+    }
+    *out = (int)value;
+    return 0;
+}
+
+static PyObject *new_output_list(PyObject **outputs, Py_ssize_t count) {
+    PyObject *list = PyList_New(count);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) PyList_SET_ITEM(list, i, Py_NewRef(outputs[i]));
+    return list;
+}
+
+static PyObject *custom_kernel(PyObject *module, PyObject *data) {
+    module_state *st = get_state(module);
+    nvfp4_plan plan;
+    Py_ssize_t groups;
+    uintptr_t stream;
+    char message[MESSAGE_BYTES];
+    if (plan_call(st, data, &plan, &groups)) return NULL;
+    if (plan.total_tiles > 0) {
+        if (current_stream(st, plan.device_index, &stream)) return NULL;
+        if (nvfp4_cuda_run(st->cuda, st->entries, &plan, stream, message, sizeof message)) {
+            PyErr_SetString(PyExc_RuntimeError, message);
+            return NULL;
+        }
+    }
+    return new_output_list(st->outputs, groups);
+}
+
+/* ---- benchmark and test entries (private) ---- */
+
+#define PREPARED_CAPSULE "nvfp4_group_gemm.prepared"
+
+typedef struct prepared_call {
+    nvfp4_plan plan;
+    uintptr_t stream;
+    nvfp4_group_entry entries[];
+} prepared_call;
+
+static void free_prepared(PyObject *capsule) { PyMem_Free(PyCapsule_GetPointer(capsule, PREPARED_CAPSULE)); }
+
+static PyObject *prepare(PyObject *module, PyObject *data) {
+    module_state *st = get_state(module);
+    nvfp4_plan plan;
+    Py_ssize_t groups;
+    if (plan_call(st, data, &plan, &groups)) return NULL;
+    prepared_call *call = PyMem_Malloc(sizeof *call + sizeof(nvfp4_group_entry) * (size_t)plan.num_entries);
+    if (!call) return PyErr_NoMemory();
+    call->plan = plan;
+    memcpy(call->entries, st->entries, sizeof(nvfp4_group_entry) * (size_t)plan.num_entries);
+    if (current_stream(st, plan.device_index, &call->stream)) {
+        PyMem_Free(call);
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New(call, PREPARED_CAPSULE, free_prepared);
+    if (!capsule) PyMem_Free(call);
+    return capsule;
+}
+
+static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
+    prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
+    char message[MESSAGE_BYTES];
+    if (!call) return NULL;
+    if (call->plan.total_tiles > 0 &&
+        nvfp4_cuda_run(get_state(module)->cuda, call->entries, &call->plan, call->stream, message, sizeof message)) {
+        PyErr_SetString(PyExc_RuntimeError, message);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *launch_device_table(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    module_state *st = get_state(module);
+    nvfp4_tensor_desc table;
+    char message[MESSAGE_BYTES];
+    uintptr_t stream;
+    int num_entries, total_tiles;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "_launch_device_table(table, num_entries, total_tiles) takes 3 arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    if (read_tensor(args[0], "_launch_device_table", 0, "table", &table)) return NULL;
+    if (int_argument(args[1], "num_entries", &num_entries) || int_argument(args[2], "total_tiles", &total_tiles))
+        return NULL;
+    if (table.device_type != NVFP4_DEVICE_CUDA || table.dtype != NVFP4_DTYPE_UINT8 || table.ndim != 2 ||
+        table.sizes[1] != (int64_t)sizeof(nvfp4_group_entry) || table.strides[1] != 1 ||
+        table.strides[0] != (int64_t)sizeof(nvfp4_group_entry) || table.sizes[0] < num_entries || num_entries < 1 ||
+        total_tiles < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "_launch_device_table: expected a contiguous CUDA uint8 tensor [>= num_entries, %zu] and "
+                     "num_entries >= 1",
+                     sizeof(nvfp4_group_entry));
+        return NULL;
+    }
+    if (total_tiles > 0) {
+        if (current_stream(st, table.device_index, &stream)) return NULL;
+        if (nvfp4_cuda_run_device_table((const void *)table.data, num_entries, total_tiles, table.device_index, stream,
+                                        message, sizeof message)) {
+            PyErr_SetString(PyExc_RuntimeError, message);
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *stats(PyObject *module, PyObject *unused) {
+    (void)unused;
+    nvfp4_cuda_stats s = nvfp4_cuda_get_stats(get_state(module)->cuda);
+    return Py_BuildValue("{sKsKsKsK}", "inline_launches", (unsigned long long)s.inline_launches, "ring_launches",
+                         (unsigned long long)s.ring_launches, "ring_waits", (unsigned long long)s.ring_waits,
+                         "captured_tables", (unsigned long long)s.captured_tables);
+}
+
+static PyObject *device_info(PyObject *module, PyObject *index) {
+    (void)module;
+    nvfp4_device_info info;
+    char message[MESSAGE_BYTES];
+    int device;
+    if (int_argument(index, "index", &device)) return NULL;
+    if (nvfp4_cuda_device_info(device, &info, message, sizeof message)) {
+        PyErr_SetString(PyExc_RuntimeError, message);
+        return NULL;
+    }
+    return Py_BuildValue("{sssisisisi}", "name", info.name, "major", info.major, "minor", info.minor,
+                         "multiprocessors", info.multiprocessors, "l2_bytes", info.l2_bytes);
+}
+
+PyDoc_STRVAR(custom_kernel_doc,
+             "custom_kernel(data) -> list[Tensor]\n\n"
+             "NVFP4 block-scaled grouped GEMM. data = (abc, sfasfb, sfasfb_reordered, problem_sizes); for every\n"
+             "group writes c = (a * sfa) @ (b * sfb)^T into abc[i][2], reading the blocked scales of\n"
+             "sfasfb_reordered, on torch's current stream of the tensors' device. Returns a new list of the\n"
+             "caller's own c tensors. Raises TypeError/ValueError naming the offending field before anything\n"
+             "runs, and RuntimeError with CUDA's message when the launch fails.");
+
+static PyMethodDef module_methods[] = {
+    {"custom_kernel", custom_kernel, METH_O, custom_kernel_doc},
+    {"device_info", device_info, METH_O,
+     "device_info(index) -> dict: name, compute capability, multiprocessors and L2 size of a CUDA device."},
+    {"_prepare", prepare, METH_O, "_prepare(data) -> capsule: a validated call, for benchmarking the bare launch."},
+    {"_launch_prepared", launch_prepared, METH_O, "_launch_prepared(capsule): launch a prepared call as is."},
+    {"_launch_device_table", (PyCFunction)(void (*)(void))launch_device_table, METH_FASTCALL,
+     "_launch_device_table(table, num_entries, total_tiles): launch on a group table already in device memory "
+     "(no validation of its contents; for the benchmark)."},
+    {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *module) {
+    module_state *st = get_state(module);
+    st->cuda = nvfp4_cuda_create();
+    if (!st->cuda) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    nvfp4_tile_shape tile = nvfp4_cuda_tile();
+    if (PyModule_AddIntConstant(module, "TILE_M", tile.m) || PyModule_AddIntConstant(module, "TILE_N", tile.n) ||
+        PyModule_AddIntConstant(module, "INLINE_CAPACITY", nvfp4_cuda_inline_capacity()) ||
+        PyModule_AddIntConstant(module, "GROUP_ENTRY_BYTES", (long)sizeof(nvfp4_group_entry)) ||
+        PyModule_AddObjectRef(module, "WITH_CUDA", nvfp4_built_with_cuda ? Py_True : Py_False))
+        return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg) {
+    module_state *st = get_state(module);
+    Py_VISIT(st->current_stream);
+    return 0;
+}
+
+static int module_clear(PyObject *module) {
+    Py_CLEAR(get_state(module)->current_stream);
+    return 0;
+}
+
+static void module_free(void *module) {
+    module_state *st = get_state((PyObject *)module);
+    module_clear((PyObject *)module);
+    nvfp4_cuda_destroy(st->cuda);
+    st->cuda = NULL;
+    PyMem_Free(st->inputs);
+    PyMem_Free(st->entries);
+    PyMem_Free(st->outputs);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "nvfp4_group_gemm._C",
+    .m_doc = "Native core of nvfp4_group_gemm: one call from the Python tuple to the kernel launch.",
+    .m_size = sizeof(module_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__C(void) { return PyModuleDef_Init(&module_def); }

@@ -1,0 +1,30 @@
+/* torch_bridge.h: the one place that looks inside torch tensors, behind a C interface. */
+#ifndef NVFP4_TORCH_BRIDGE_H
+#define NVFP4_TORCH_BRIDGE_H
+
+#include <Python.h>
+
+#include "tensor_desc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum nvfp4_read_status {
+    NVFP4_READ_OK = 0,
+    NVFP4_READ_NOT_A_TENSOR,     /* obj is no torch.Tensor */
+    NVFP4_READ_UNSUPPORTED,      /* a tensor this package cannot describe; `message` says why */
+} nvfp4_read_status;
+
+/* Reads data pointer, dtype, device, sizes and strides of a torch.Tensor into out. Sets no Python
+ * exception, allocates nothing, runs no Python code: the caller words the error with the field name. */
+/* 1 when obj is a torch.Tensor (or a subclass), else 0. */
+int nvfp4_is_tensor(PyObject *obj);
+
+nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc *out, char *message, size_t message_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,53 @@
+// nvfp4.cuh: exact NVFP4 decode and blocked-scale addressing, shared by every kernel family.
+//
+// Exactness (NOTES section 4): an e2m1 value has at most 2 significant bits and an e4m3 scale at
+// most 4, so their product (at most 6 bits, magnitudes 2^-10 .. 2688) is an exact fp16 normal.
+// Every helper here is exact for all finite inputs; NaN scale codes decode to NaN.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "group_table.h"
+
+// Byte offset, inside one batch slice of a blocked scale tensor, of the 4 scales (64 K elements)
+// that row `row` has in 64-K block `kblock`; the 4 bytes are consecutive (scale column j % 4).
+__device__ __forceinline__ int64_t sf_offset(int32_t row, int32_t kblock, int32_t rowblock_stride,
+                                             int32_t kblock_stride) {
+    return (int64_t)(row / NVFP4_SF_ATOM_ROWS) * rowblock_stride + (int64_t)kblock * kblock_stride +
+           (row % 32) * 16 + ((row % NVFP4_SF_ATOM_ROWS) / 32) * 4;
+}
+
+// One e4m3 scale byte to fp16, exactly. Placing the 7 magnitude bits at fp16 bits 13..7 gives the
+// value times 2^-8 (subnormals included, since both formats put the implicit bit the same way), and
+// the multiply by 256 is exact. 0x7F / 0xFF are e4m3's NaN.
+__device__ __forceinline__ __half e4m3_to_half(uint32_t byte) {
+    const uint32_t magnitude = byte & 0x7Fu;
+    if (magnitude == 0x7Fu) return __ushort_as_half((unsigned short)0x7E00u);
+    const unsigned short bits = (unsigned short)(((byte & 0x80u) << 8) | (magnitude << 7));
+    return __hmul(__ushort_as_half(bits), __ushort_as_half((unsigned short)0x5C00u /* 256 */));
+}
+
+// Two e2m1 values (one packed byte: element 2i in bits 3..0, 2i+1 in bits 7..4) to a half2 holding
+// each value times 2^-14: the 3 magnitude bits land on fp16 bits 11..9 (exponent low bits and the
+// top mantissa bit), the sign on bit 15. Code 1 (0.5) becomes the fp16 subnormal 2^-15, still exact.
+__device__ __forceinline__ uint32_t e2m1x2_to_half2_bits(uint32_t byte) {
+    return ((byte & 0x7u) << 9) | ((byte & 0x8u) << 12) | ((byte & 0x70u) << 21) | ((byte & 0x80u) << 24);
+}
+
+// 8 e2m1 values (one 32-bit word, element 0 in the lowest nibble) times one scale, as 4 half2 in
+// element order. First multiply by 2^14 (exact, back to the true e2m1 value), then by the scale
+// (exact, see the top of this file). Multiplying by the scale first could underflow into fp16
+// subnormals and lose bits.
+__device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, __half2 scale) {
+    const __half2 two_pow_14 = __halves2half2(__ushort_as_half((unsigned short)0x7400u),
+                                              __ushort_as_half((unsigned short)0x7400u));
+    uint32_t out[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        uint32_t bits = e2m1x2_to_half2_bits((packed >> (8 * i)) & 0xFFu);
+        __half2 value = __hmul2(__hmul2(*reinterpret_cast<__half2 *>(&bits), two_pow_14), scale);
+        out[i] = *reinterpret_cast<uint32_t *>(&value);
+    }
+    return make_uint4(out[0], out[1], out[2], out[3]);
+}

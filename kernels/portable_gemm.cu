@@ -1,0 +1,234 @@
+// portable_gemm.cu: the portable NVFP4 grouped GEMM (sm_80 and newer), c = (a*sfa) @ (b*sfb)^T.
+//
+// One CTA computes one 64 x 128 output tile (TILE_M rows of a, TILE_N rows of b) of one batch slice of
+// one group; the launch has one CTA per tile of all non-empty groups, and a CTA finds its group by a
+// binary search over the tile_start of the group table. Consecutive CTAs walk M first, so the CTAs
+// that share a tile of b (the wide weight operand) run together and read it from L2.
+//
+// Per 64-wide K step, each of the 128 threads:
+//   - loads 16 packed bytes (32 e2m1 values) of one row of a and two rows of b, with their scales,
+//     into registers one step ahead, so the loads of step k+1 are in flight during the MMAs of step k;
+//   - decodes them exactly to fp16 (nvfp4.cuh) and stores them into shared memory. Rows past M or N
+//     are stored as zeros and their memory (and their padding scales) is never read.
+// Each of the 4 warps then multiplies a 32 x 64 sub-tile with mma.sync m16n8k16 (fp16 in, fp32
+// accumulate), fragments loaded by ldmatrix from rows padded by 16 bytes so the 8 row addresses of
+// each ldmatrix phase hit different banks. The epilogue rounds to fp16 (nearest) and stores only
+// elements inside M x N.
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nvfp4.cuh"
+#include "portable_gemm.h"
+
+namespace {
+
+constexpr int TILE_M = NVFP4_PORTABLE_TILE_M;
+constexpr int TILE_N = NVFP4_PORTABLE_TILE_N;
+constexpr int TILE_K = 64;                   // one 64-K block: 4 scales per row
+constexpr int THREADS = 128;
+constexpr int WARP_M = 32, WARP_N = 64;      // 2 x 2 warps
+constexpr int SMEM_STRIDE = TILE_K + 8;      // halves per shared row; +16 bytes breaks bank conflicts
+constexpr int SMALL_CAPACITY = 8;            // groups inline in a ~1 KB parameter block
+constexpr int LARGE_CAPACITY = NVFP4_PORTABLE_INLINE_CAPACITY;
+constexpr int BYTES_PER_THREAD_ROW = 16;     // 32 e2m1 values: half of a 64-K row
+
+static_assert(TILE_M * 2 == THREADS && TILE_N * 2 == 2 * THREADS, "two threads per row, one row of a and two of b");
+
+template <int CAPACITY>
+struct portable_params {
+    const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
+    int32_t num_entries;
+    int32_t total_tiles;
+    nvfp4_group_entry entries[CAPACITY];
+};
+static_assert(sizeof(portable_params<LARGE_CAPACITY>) <= 4096, "the by-value table must fit the 4 KB parameter space");
+
+// Last entry whose tile_start <= tile (entries are non-empty and sorted by tile_start).
+__device__ int find_group(const nvfp4_group_entry *entries, int num_entries, int tile) {
+    int lo = 0, hi = num_entries - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (entries[mid].tile_start <= tile) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+// Registers holding one thread's share of one K step of one row: 16 packed bytes, 2 scales.
+struct row_chunk {
+    uint4 packed;
+    uint32_t scales;  // two e4m3 bytes: scale of elements 0..15 in bits 7..0, of 16..31 in bits 15..8
+    bool valid;
+};
+
+__device__ __forceinline__ row_chunk load_row_chunk(const uint8_t *rows, int32_t row_stride, const uint8_t *sf,
+                                                    int32_t sf_rowblock_stride, int32_t sf_kblock_stride, int row,
+                                                    int num_rows, int kblock, int part) {
+    row_chunk chunk;
+    chunk.valid = row < num_rows;
+    chunk.packed = make_uint4(0, 0, 0, 0);
+    chunk.scales = 0;
+    if (chunk.valid) {
+        chunk.packed = *reinterpret_cast<const uint4 *>(rows + (int64_t)row * row_stride +
+                                                        kblock * (TILE_K / 2) + part * BYTES_PER_THREAD_ROW);
+        chunk.scales = *reinterpret_cast<const uint16_t *>(
+            sf + sf_offset(row, kblock, sf_rowblock_stride, sf_kblock_stride) + part * 2);
+    }
+    return chunk;
+}
+
+// Decodes a chunk into 32 halves at dst (16-byte aligned); invalid rows become zeros.
+__device__ __forceinline__ void store_row_chunk(const row_chunk &chunk, __half *dst) {
+    uint4 *out = reinterpret_cast<uint4 *>(dst);
+    if (!chunk.valid) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) out[i] = make_uint4(0, 0, 0, 0);
+        return;
+    }
+    const __half2 scale_lo = __half2half2(e4m3_to_half(chunk.scales & 0xFFu));
+    const __half2 scale_hi = __half2half2(e4m3_to_half(chunk.scales >> 8));
+    out[0] = dequant_e2m1x8(chunk.packed.x, scale_lo);
+    out[1] = dequant_e2m1x8(chunk.packed.y, scale_lo);
+    out[2] = dequant_e2m1x8(chunk.packed.z, scale_hi);
+    out[3] = dequant_e2m1x8(chunk.packed.w, scale_hi);
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half *p) {
+    const uint32_t address = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(address));
+}
+
+__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Stores two adjacent outputs of one row; a half2 store when both exist and the address allows it.
+__device__ __forceinline__ void store_pair(uint8_t *c_row, int col, int n, float x, float y) {
+    __half *p = reinterpret_cast<__half *>(c_row) + col;
+    if (col + 1 < n && (reinterpret_cast<uintptr_t>(p) & 3) == 0) {
+        *reinterpret_cast<__half2 *>(p) = __floats2half2_rn(x, y);
+    } else {
+        if (col < n) p[0] = __float2half_rn(x);
+        if (col + 1 < n) p[1] = __float2half_rn(y);
+    }
+}
+
+template <int CAPACITY>
+__global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_constant__ portable_params<CAPACITY> params) {
+    __shared__ __align__(16) __half a_tile[TILE_M * SMEM_STRIDE];
+    __shared__ __align__(16) __half b_tile[TILE_N * SMEM_STRIDE];
+
+    const nvfp4_group_entry *table = params.device_table ? params.device_table : params.entries;
+    const int tile = blockIdx.x;
+    const nvfp4_group_entry &g = table[find_group(table, params.num_entries, tile)];
+
+    const int tiles_m = (g.m + TILE_M - 1) / TILE_M;
+    const int tiles_n = (g.n + TILE_N - 1) / TILE_N;
+    const int local = tile - g.tile_start;
+    const int slice = local / (tiles_m * tiles_n);
+    const int in_slice = local - slice * tiles_m * tiles_n;
+    const int m0 = (in_slice % tiles_m) * TILE_M;
+    const int n0 = (in_slice / tiles_m) * TILE_N;
+    const int m = g.m, n = g.n, kblocks = g.k / TILE_K;
+
+    const uint8_t *a = g.a + slice * g.a_batch_stride;
+    const uint8_t *b = g.b + slice * g.b_batch_stride;
+    const uint8_t *sfa = g.sfa + slice * g.sfa_batch_stride;
+    const uint8_t *sfb = g.sfb + slice * g.sfb_batch_stride;
+
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int load_row = tid / 2, part = tid % 2;
+    const int warp_m = (warp % 2) * WARP_M, warp_n = (warp / 2) * WARP_N;
+
+    float acc[WARP_M / 16][WARP_N / 8][4] = {};
+
+    auto load_step = [&](int kblock, row_chunk (&chunks)[3]) {
+        chunks[0] = load_row_chunk(a, g.a_row_stride, sfa, g.sfa_rowblock_stride, g.sfa_kblock_stride,
+                                   m0 + load_row, m, kblock, part);
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            chunks[1 + i] = load_row_chunk(b, g.b_row_stride, sfb, g.sfb_rowblock_stride, g.sfb_kblock_stride,
+                                           n0 + i * TILE_M + load_row, n, kblock, part);
+    };
+
+    row_chunk chunks[3];
+    load_step(0, chunks);
+    for (int kblock = 0; kblock < kblocks; kblock++) {
+        store_row_chunk(chunks[0], &a_tile[load_row * SMEM_STRIDE + part * 32]);
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            store_row_chunk(chunks[1 + i], &b_tile[(i * TILE_M + load_row) * SMEM_STRIDE + part * 32]);
+        __syncthreads();
+        if (kblock + 1 < kblocks) load_step(kblock + 1, chunks);
+
+#pragma unroll
+        for (int kk = 0; kk < TILE_K; kk += 16) {
+            uint32_t a_frag[WARP_M / 16][4];
+#pragma unroll
+            for (int i = 0; i < WARP_M / 16; i++)
+                ldmatrix_x4(a_frag[i], &a_tile[(warp_m + i * 16 + lane % 16) * SMEM_STRIDE + kk + (lane / 16) * 8]);
+#pragma unroll
+            for (int j = 0; j < WARP_N / 16; j++) {
+                // Matrices: (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
+                uint32_t b_frag[4];
+                const int quad = lane / 8;
+                ldmatrix_x4(b_frag, &b_tile[(warp_n + j * 16 + (quad / 2) * 8 + lane % 8) * SMEM_STRIDE + kk +
+                                            (quad % 2) * 8]);
+#pragma unroll
+                for (int i = 0; i < WARP_M / 16; i++) {
+                    mma_m16n8k16(acc[i][2 * j], a_frag[i], b_frag[0], b_frag[1]);
+                    mma_m16n8k16(acc[i][2 * j + 1], a_frag[i], b_frag[2], b_frag[3]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+    uint8_t *c = g.c + slice * g.c_batch_stride;
+#pragma unroll
+    for (int i = 0; i < WARP_M / 16; i++) {
+#pragma unroll
+        for (int half_row = 0; half_row < 2; half_row++) {
+            const int row = m0 + warp_m + i * 16 + lane / 4 + half_row * 8;
+            if (row >= m) continue;
+            uint8_t *c_row = c + (int64_t)row * g.c_row_stride;
+#pragma unroll
+            for (int j = 0; j < WARP_N / 8; j++) {
+                const int col = n0 + warp_n + j * 8 + (lane % 4) * 2;
+                store_pair(c_row, col, n, acc[i][j][2 * half_row], acc[i][j][2 * half_row + 1]);
+            }
+        }
+    }
+}
+
+template <int CAPACITY>
+cudaError_t launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table, int32_t num_entries,
+                   int32_t total_tiles, cudaStream_t stream) {
+    portable_params<CAPACITY> params;
+    params.device_table = device_table;
+    params.num_entries = num_entries;
+    params.total_tiles = total_tiles;
+    if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
+    portable_gemm_kernel<CAPACITY><<<total_tiles, THREADS, 0, stream>>>(params);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+extern "C" int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
+                                     int32_t num_entries, int32_t total_tiles, void *stream_handle) {
+    cudaStream_t stream = static_cast<cudaStream_t>(stream_handle);
+    if (device_table) return launch<1>(nullptr, device_table, num_entries, total_tiles, stream);
+    if (num_entries <= SMALL_CAPACITY)
+        return launch<SMALL_CAPACITY>(host_entries, nullptr, num_entries, total_tiles, stream);
+    if (num_entries <= LARGE_CAPACITY)
+        return launch<LARGE_CAPACITY>(host_entries, nullptr, num_entries, total_tiles, stream);
+    return cudaErrorInvalidValue;
+}
