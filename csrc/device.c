@@ -21,11 +21,14 @@ nvfp4_tile_shape nvfp4_cuda_tile(void) { return (nvfp4_tile_shape){NVFP4_PORTABL
 
 int32_t nvfp4_cuda_inline_capacity(void) { return NVFP4_PORTABLE_INLINE_CAPACITY; }
 
+#define RING_SLOTS 16
+
+const int32_t nvfp4_cuda_ring_slots = RING_SLOTS;
+
 #ifdef NVFP4_WITH_CUDA
 
 #include <cuda_runtime_api.h>
 
-#define RING_SLOTS 16
 #define MAX_DEVICES 64
 #define SLOT_ALIGN 4096
 

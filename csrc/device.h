@@ -29,6 +29,7 @@ typedef struct nvfp4_device_info {
 } nvfp4_device_info;
 
 extern const int nvfp4_built_with_cuda;
+extern const int32_t nvfp4_cuda_ring_slots;  /* launches through the ring that may be in flight before one waits */
 
 /* Output tile and by-value capacity of the kernel the planner plans for. */
 nvfp4_tile_shape nvfp4_cuda_tile(void);

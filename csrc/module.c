@@ -369,6 +369,7 @@ static int module_exec(PyObject *module) {
     if (PyModule_AddIntConstant(module, "TILE_M", tile.m) || PyModule_AddIntConstant(module, "TILE_N", tile.n) ||
         PyModule_AddIntConstant(module, "INLINE_CAPACITY", nvfp4_cuda_inline_capacity()) ||
         PyModule_AddIntConstant(module, "GROUP_ENTRY_BYTES", (long)sizeof(nvfp4_group_entry)) ||
+        PyModule_AddIntConstant(module, "RING_SLOTS", nvfp4_cuda_ring_slots) ||
         PyModule_AddObjectRef(module, "WITH_CUDA", nvfp4_built_with_cuda ? Py_True : Py_False))
         return -1;
     return 0;
