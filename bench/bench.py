@@ -57,6 +57,7 @@ def parse_args():
         help="where to write all raw numbers (default: $OUT/bench.json if OUT is set, else bench/last_run.json)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 input sets, 10 repeats, short host loops")
+    parser.add_argument("--host-only", action="store_true", help="only the host-time section (skips GPU timing)")
     parser.add_argument(
         "--emulation", action="store_true", help="also time the torch emulation (slow; 3 input sets per spec)"
     )
@@ -675,10 +676,11 @@ def main():
 
     status = 0
     try:
-        flush = l2_flush_buffer(results["device"])
-        gpu_section(settings, variants, packages, flush, results)
-        del flush
-        torch.cuda.empty_cache()
+        if not args.host_only:
+            flush = l2_flush_buffer(results["device"])
+            gpu_section(settings, variants, packages, flush, results)
+            del flush
+            torch.cuda.empty_cache()
         host_section(settings, _C, packages, results)
     except WrongResult as error:
         results["error"] = f"WRONG RESULT: {error}"

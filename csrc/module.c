@@ -85,17 +85,19 @@ static int read_tensor(PyObject *obj, const char *container, Py_ssize_t group, c
  * tensor, whose value may sit on the GPU and would cost a synchronisation to read. */
 static int read_size(PyObject *obj, Py_ssize_t group, int index, int64_t *out) {
     int overflow = 0;
-    if (nvfp4_is_tensor(obj)) {
+    PyObject *value;
+    if (PyLong_CheckExact(obj)) { /* the common case, kept free of isinstance checks */
+        value = Py_NewRef(obj);
+    } else if (nvfp4_is_tensor(obj)) {
         PyErr_Format(PyExc_TypeError, "problem_sizes[%zd][%d]: expected an int, got a torch.Tensor", group, index);
         return -1;
-    }
-    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+    } else if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "problem_sizes[%zd][%d]: expected an int, got %.100s", group, index,
                      Py_TYPE(obj)->tp_name);
         return -1;
+    } else if (!(value = PyNumber_Index(obj))) {
+        return -1;
     }
-    PyObject *value = PyLong_Check(obj) ? Py_NewRef(obj) : PyNumber_Index(obj);
-    if (!value) return -1;
     long long size = PyLong_AsLongLongAndOverflow(value, &overflow);
     if (overflow)
         PyErr_Format(PyExc_ValueError, "problem_sizes[%zd][%d]: expected a size that fits 64 bits, got %R", group,

@@ -22,8 +22,17 @@ int64_t nvfp4_scale_rowblocks(int64_t rows) { return (rows + NVFP4_SF_ATOM_ROWS 
 
 int64_t nvfp4_scale_kblocks(int64_t k) { return (k + NVFP4_K_ALIGN - 1) / NVFP4_K_ALIGN; }
 
-static nvfp4_status fail(nvfp4_error *error, nvfp4_status status, const char *field, const char *fmt, ...) {
-    int used = snprintf(error->message, sizeof error->message, "%s: ", field);
+/* The field a message starts with, e.g. {"abc[%d].b", 3}. Formatted only when a check fails: the
+ * planner runs on every call, and naming every field up front would cost about a microsecond a group. */
+typedef struct field_ref {
+    const char *format;
+    int32_t group;
+} field_ref;
+
+static nvfp4_status fail(nvfp4_error *error, nvfp4_status status, field_ref field, const char *fmt, ...) {
+    int used = snprintf(error->message, sizeof error->message, field.format, field.group);
+    if (used >= 0 && (size_t)used < sizeof error->message)
+        used += snprintf(error->message + used, sizeof error->message - (size_t)used, ": ");
     if (used < 0 || (size_t)used >= sizeof error->message) return status;
     va_list args;
     va_start(args, fmt);
@@ -51,7 +60,7 @@ static int64_t numel(const nvfp4_tensor_desc *t) {
     return n;
 }
 
-static nvfp4_status check_shape(const nvfp4_tensor_desc *t, const char *field, const char *what,
+static nvfp4_status check_shape(const nvfp4_tensor_desc *t, field_ref field, const char *what,
                                 const int64_t *expected, int32_t ndim, nvfp4_error *error) {
     char want[96], got[96];
     int same = t->ndim == ndim;
@@ -61,7 +70,7 @@ static nvfp4_status check_shape(const nvfp4_tensor_desc *t, const char *field, c
                 format_dims(want, sizeof want, expected, ndim), format_dims(got, sizeof got, t->sizes, t->ndim));
 }
 
-static nvfp4_status check_aligned(const nvfp4_tensor_desc *t, const char *field, nvfp4_error *error) {
+static nvfp4_status check_aligned(const nvfp4_tensor_desc *t, field_ref field, nvfp4_error *error) {
     if (numel(t) == 0 || t->data % NVFP4_ALIGN_BYTES == 0) return NVFP4_OK;
     return fail(error, NVFP4_VALUE_ERROR, field, "expected a data pointer aligned to %d bytes, got 0x%" PRIxPTR,
                 NVFP4_ALIGN_BYTES, t->data);
@@ -69,7 +78,7 @@ static nvfp4_status check_aligned(const nvfp4_tensor_desc *t, const char *field,
 
 /* A byte stride that the kernels step with: it must keep 16-byte alignment and fit in `limit`.
  * Only checked when the dimension has more than one index (otherwise torch's stride is arbitrary). */
-static nvfp4_status check_step(const nvfp4_tensor_desc *t, const char *field, int32_t dim, const char *dim_name,
+static nvfp4_status check_step(const nvfp4_tensor_desc *t, field_ref field, int32_t dim, const char *dim_name,
                                int64_t element_bytes, int64_t limit, nvfp4_error *error) {
     if (t->sizes[dim] <= 1) return NVFP4_OK;
     int64_t bytes = t->strides[dim] * element_bytes;
@@ -91,16 +100,14 @@ static int64_t step_or_zero(const nvfp4_tensor_desc *t, int32_t dim, int64_t ele
 }
 
 /* a or b: [rows, K/2, L] packed e2m1, K-contiguous. */
-static nvfp4_status check_operand(const nvfp4_tensor_desc *t, const char *field, const char *rows_name, int64_t rows,
+static nvfp4_status check_operand(const nvfp4_tensor_desc *t, field_ref field, const char *shape_name, int64_t rows,
                                   int64_t k, int64_t l, nvfp4_error *error) {
     nvfp4_status s;
     if (t->dtype != NVFP4_DTYPE_FP4X2 && t->dtype != NVFP4_DTYPE_UINT8)
         return fail(error, NVFP4_TYPE_ERROR, field, "expected dtype torch.float4_e2m1fn_x2 (or a torch.uint8 view), got %s",
                     t->dtype_name);
     const int64_t shape[3] = {rows, k / 2, l};
-    char what[32];
-    snprintf(what, sizeof what, "[%s, K/2, L]", rows_name);
-    if ((s = check_shape(t, field, what, shape, 3, error))) return s;
+    if ((s = check_shape(t, field, shape_name, shape, 3, error))) return s;
     if (numel(t) == 0) return NVFP4_OK; /* nothing is read: any strides will do */
     if (t->strides[1] != 1) {
         char got[96];
@@ -113,7 +120,7 @@ static nvfp4_status check_operand(const nvfp4_tensor_desc *t, const char *field,
 }
 
 /* c: [M, N, L] fp16, N-contiguous, rows and slices that do not overlap (the kernel writes each once). */
-static nvfp4_status check_output(const nvfp4_tensor_desc *t, const char *field, int64_t m, int64_t n, int64_t l,
+static nvfp4_status check_output(const nvfp4_tensor_desc *t, field_ref field, int64_t m, int64_t n, int64_t l,
                                  nvfp4_error *error) {
     nvfp4_status s;
     char got[96];
@@ -150,7 +157,7 @@ static nvfp4_status check_output(const nvfp4_tensor_desc *t, const char *field, 
 
 /* sfa or sfb: blocked e4m3 scales, a view [32, 4, rest_mn, 4, rest_k, L] whose 512-byte atoms are
  * contiguous (strides 16, 4, 1 inside the atom). Larger block counts than needed are accepted. */
-static nvfp4_status check_scales(const nvfp4_tensor_desc *t, const char *field, int64_t rows, int64_t k, int64_t l,
+static nvfp4_status check_scales(const nvfp4_tensor_desc *t, field_ref field, int64_t rows, int64_t k, int64_t l,
                                  nvfp4_error *error) {
     nvfp4_status s;
     char got[96], want[96];
@@ -175,7 +182,7 @@ static nvfp4_status check_scales(const nvfp4_tensor_desc *t, const char *field, 
     return check_aligned(t, field, error);
 }
 
-static nvfp4_status check_sizes(const nvfp4_group_input *g, const char *field, nvfp4_error *error) {
+static nvfp4_status check_sizes(const nvfp4_group_input *g, field_ref field, nvfp4_error *error) {
     if (g->m < 0 || g->n < 1 || g->k < 1 || g->l < 1)
         return fail(error, NVFP4_VALUE_ERROR, field,
                     "expected M >= 0, N >= 1, K >= 1 and L >= 1, got (%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ")",
@@ -189,7 +196,7 @@ static nvfp4_status check_sizes(const nvfp4_group_input *g, const char *field, n
     return NVFP4_OK;
 }
 
-static nvfp4_status check_device(const nvfp4_tensor_desc *t, const char *field, const nvfp4_tensor_desc *first,
+static nvfp4_status check_device(const nvfp4_tensor_desc *t, field_ref field, const nvfp4_tensor_desc *first,
                                  const char *first_field, nvfp4_error *error) {
     if (t->device_type != NVFP4_DEVICE_CUDA)
         return fail(error, NVFP4_VALUE_ERROR, field, "expected a CUDA tensor, got a tensor on %s", t->device_type_name);
@@ -202,7 +209,6 @@ static nvfp4_status check_device(const nvfp4_tensor_desc *t, const char *field, 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static void fill_entry(const nvfp4_group_input *g, int32_t tile_start, nvfp4_group_entry *e) {
-    memset(e, 0, sizeof *e);
     e->a = (const uint8_t *)g->a.data;
     e->b = (const uint8_t *)g->b.data;
     e->c = (uint8_t *)g->c.data;
@@ -227,57 +233,54 @@ static void fill_entry(const nvfp4_group_input *g, int32_t tile_start, nvfp4_gro
     e->tile_start = tile_start;
 }
 
+/* The devices of one group's tensors, against the device of abc[0].a. */
+static nvfp4_status check_group_devices(const nvfp4_group_input *g, int32_t group, const nvfp4_tensor_desc *first,
+                                        nvfp4_error *error) {
+    static const char *const names[5] = {"abc[%d].a", "abc[%d].b", "abc[%d].c", "sfasfb_reordered[%d].sfa",
+                                         "sfasfb_reordered[%d].sfb"};
+    const nvfp4_tensor_desc *tensors[5] = {&g->a, &g->b, &g->c, &g->sfa, &g->sfb};
+    nvfp4_status s;
+    for (int j = 0; j < 5; j++)
+        if ((s = check_device(tensors[j], (field_ref){names[j], group}, first, "abc[0].a", error))) return s;
+    return NVFP4_OK;
+}
+
 nvfp4_status nvfp4_plan_groups(const nvfp4_group_input *groups, int32_t num_groups, nvfp4_tile_shape tile,
                                nvfp4_group_entry *entries, nvfp4_plan *plan, nvfp4_error *error) {
-    nvfp4_status s;
-    char field[64];
-    memset(plan, 0, sizeof *plan);
-    if (num_groups < 1)
-        return fail(error, NVFP4_VALUE_ERROR, "abc", "expected at least one group, got %d", num_groups);
-
-    for (int32_t i = 0; i < num_groups; i++) {
-        const nvfp4_group_input *g = &groups[i];
-        snprintf(field, sizeof field, "problem_sizes[%d]", i);
-        if ((s = check_sizes(g, field, error))) return s;
-        snprintf(field, sizeof field, "abc[%d].a", i);
-        if ((s = check_operand(&g->a, field, "M", g->m, g->k, g->l, error))) return s;
-        snprintf(field, sizeof field, "abc[%d].b", i);
-        if ((s = check_operand(&g->b, field, "N", g->n, g->k, g->l, error))) return s;
-        snprintf(field, sizeof field, "abc[%d].c", i);
-        if ((s = check_output(&g->c, field, g->m, g->n, g->l, error))) return s;
-        snprintf(field, sizeof field, "sfasfb_reordered[%d].sfa", i);
-        if ((s = check_scales(&g->sfa, field, g->m, g->k, g->l, error))) return s;
-        snprintf(field, sizeof field, "sfasfb_reordered[%d].sfb", i);
-        if ((s = check_scales(&g->sfb, field, g->n, g->k, g->l, error))) return s;
-    }
-
-    const nvfp4_tensor_desc *first = &groups[0].a;
-    for (int32_t i = 0; i < num_groups; i++) {
-        const nvfp4_group_input *g = &groups[i];
-        const nvfp4_tensor_desc *tensors[5] = {&g->a, &g->b, &g->c, &g->sfa, &g->sfb};
-        static const char *const names[5] = {"abc[%d].a", "abc[%d].b", "abc[%d].c", "sfasfb_reordered[%d].sfa",
-                                             "sfasfb_reordered[%d].sfb"};
-        for (int j = 0; j < 5; j++) {
-            snprintf(field, sizeof field, names[j], i);
-            if ((s = check_device(tensors[j], field, first, "abc[0].a", error))) return s;
-        }
-    }
-
+    nvfp4_status s, device_status = NVFP4_OK;
+    nvfp4_error device_error;
     int64_t tiles = 0;
     int32_t count = 0;
+    memset(plan, 0, sizeof *plan);
+    if (num_groups < 1)
+        return fail(error, NVFP4_VALUE_ERROR, (field_ref){"abc", 0}, "expected at least one group, got %d", num_groups);
+
+    /* One pass: structural rules stop at once; the first device error is kept and reported only when
+     * every group is otherwise valid. */
     for (int32_t i = 0; i < num_groups; i++) {
         const nvfp4_group_input *g = &groups[i];
+        if ((s = check_sizes(g, (field_ref){"problem_sizes[%d]", i}, error))) return s;
+        if ((s = check_operand(&g->a, (field_ref){"abc[%d].a", i}, "[M, K/2, L]", g->m, g->k, g->l, error))) return s;
+        if ((s = check_operand(&g->b, (field_ref){"abc[%d].b", i}, "[N, K/2, L]", g->n, g->k, g->l, error))) return s;
+        if ((s = check_output(&g->c, (field_ref){"abc[%d].c", i}, g->m, g->n, g->l, error))) return s;
+        if ((s = check_scales(&g->sfa, (field_ref){"sfasfb_reordered[%d].sfa", i}, g->m, g->k, g->l, error))) return s;
+        if ((s = check_scales(&g->sfb, (field_ref){"sfasfb_reordered[%d].sfb", i}, g->n, g->k, g->l, error))) return s;
+        if (device_status == NVFP4_OK) device_status = check_group_devices(g, i, &groups[0].a, &device_error);
         if (g->m == 0) continue;
         int64_t group_tiles = ceil_div(g->m, tile.m) * ceil_div(g->n, tile.n) * g->l;
         if (tiles + group_tiles > INT32_MAX)
-            return fail(error, NVFP4_VALUE_ERROR, "problem_sizes",
+            return fail(error, NVFP4_VALUE_ERROR, (field_ref){"problem_sizes", 0},
                         "the call needs more than %d output tiles of %dx%d; split it into several calls", INT32_MAX,
                         tile.m, tile.n);
         fill_entry(g, (int32_t)tiles, &entries[count++]);
         tiles += group_tiles;
     }
+    if (device_status != NVFP4_OK) {
+        *error = device_error;
+        return device_status;
+    }
     plan->num_entries = count;
     plan->total_tiles = (int32_t)tiles;
-    plan->device_index = first->device_index;
+    plan->device_index = groups[0].a.device_index;
     return NVFP4_OK;
 }
