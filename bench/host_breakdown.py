@@ -6,6 +6,7 @@ parsing + planning (a CPU tensor in the last group fails the last check), the st
 Run on a GPU machine: python3 bench/host_breakdown.py
 """
 
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,23 @@ def per_call_us(fn, arg, calls=20000, repeats=5):
     return best
 
 
+def busy_gpu_us(variants, calls=200, rounds=15):
+    """Host us per call of each variant while a sleep kernel keeps the GPU busy (launches never wait).
+
+    Variants are interleaved round by round, so drift hits them alike; the median round counts."""
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, (fn, arg) in variants.items():
+            torch.cuda.synchronize()
+            torch.cuda._sleep(50_000_000)
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn(arg)
+            times[name].append((time.perf_counter() - start) / calls * 1e6)
+    torch.cuda.synchronize()
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main():
     for groups in (8, 64):
         data = generate_input([64] * groups, [128] * groups, [256] * groups, seed=groups)
@@ -39,8 +57,20 @@ def main():
         last_cpu = list(sfr[:-1]) + [(sfr[-1][0], sfr[-1][1].cpu())]
         plan = per_call_us(custom_kernel, (abc, sf, last_cpu, sizes))
         stream = per_call_us(torch._C._cuda_getCurrentRawStream, 0)
+        plan_only = per_call_us(_C._plan_only, data)
+        capsule = _C._prepare(data)
+
+        def plan_then_bare(arg):
+            _C._plan_only(arg[0])
+            _C._launch_prepared(arg[1])
+
+        calls = _C.RING_SLOTS if groups > _C.INLINE_CAPACITY else 200  # stay clear of ring waits
+        busy = busy_gpu_us({"custom_kernel": (custom_kernel, data), "bare": (_C._launch_prepared, capsule),
+                            "plan_only + bare": (plan_then_bare, (data, capsule))}, calls)
         print(f"G={groups}: early {early:.2f}  +parse {parse - early:.2f}  +plan {plan - parse:.2f}  "
-              f"stream query {stream:.2f} us")
+              f"stream query {stream:.2f}  plan_only {plan_only:.2f} us;  busy GPU: "
+              + "  ".join(f"{name} {value:.2f}" for name, value in busy.items())
+              + f"  (custom_kernel - bare: {busy['custom_kernel'] - busy['bare']:.2f}) us")
     torch.cuda.synchronize()
     print(_C._stats())
 

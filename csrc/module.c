@@ -19,8 +19,7 @@
 
 typedef struct module_state {
     PyObject *current_stream;    /* torch._C._cuda_getCurrentRawStream, found at the first launch */
-    nvfp4_group_input *inputs;   /* capacity entries each; grown, never shrunk */
-    nvfp4_group_entry *entries;
+    nvfp4_group_entry *entries;  /* capacity entries each; grown, never shrunk */
     PyObject **outputs;          /* borrowed c tensors of the call in progress */
     Py_ssize_t capacity;
     nvfp4_cuda *cuda;
@@ -52,13 +51,11 @@ static int ensure_capacity(module_state *st, Py_ssize_t groups) {
     if (groups <= st->capacity) return 0;
     Py_ssize_t capacity = st->capacity ? st->capacity : 16;
     while (capacity < groups) capacity *= 2;
-    nvfp4_group_input *inputs = PyMem_Realloc(st->inputs, sizeof *inputs * (size_t)capacity);
-    if (inputs) st->inputs = inputs;
     nvfp4_group_entry *entries = PyMem_Realloc(st->entries, sizeof *entries * (size_t)capacity);
     if (entries) st->entries = entries;
     PyObject **outputs = PyMem_Realloc(st->outputs, sizeof *outputs * (size_t)capacity);
     if (outputs) st->outputs = outputs;
-    if (!inputs || !entries || !outputs) {
+    if (!entries || !outputs) {
         PyErr_NoMemory();
         return -1;
     }
@@ -168,11 +165,17 @@ static int plan_call(module_state *st, PyObject *data, nvfp4_plan *plan, Py_ssiz
         return -1;
     }
     if (ensure_capacity(st, groups)) return -1;
-    for (Py_ssize_t g = 0; g < groups; g++)
-        if (read_group(containers, g, &st->inputs[g], &st->outputs[g])) return -1;
 
+    nvfp4_planner planner;
+    nvfp4_group_input group;
     nvfp4_error error;
-    nvfp4_status status = nvfp4_plan_groups(st->inputs, (int32_t)groups, nvfp4_cuda_tile(), st->entries, plan, &error);
+    nvfp4_status status = NVFP4_OK;
+    nvfp4_planner_start(&planner, nvfp4_cuda_tile(), st->entries);
+    for (Py_ssize_t g = 0; g < groups && status == NVFP4_OK; g++) {
+        if (read_group(containers, g, &group, &st->outputs[g])) return -1;
+        status = nvfp4_planner_add(&planner, &group, &error);
+    }
+    if (status == NVFP4_OK) status = nvfp4_planner_finish(&planner, plan, &error);
     if (status != NVFP4_OK) {
         PyErr_SetString(status == NVFP4_TYPE_ERROR ? PyExc_TypeError : PyExc_ValueError, error.message);
         return -1;
@@ -270,6 +273,17 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
     return capsule;
 }
 
+/* Everything custom_kernel does except the launch: the host cost of a call, for bench/host_breakdown.py. */
+static PyObject *plan_only(PyObject *module, PyObject *data) {
+    module_state *st = get_state(module);
+    nvfp4_plan plan;
+    Py_ssize_t groups;
+    uintptr_t stream;
+    if (plan_call(st, data, &plan, &groups)) return NULL;
+    if (plan.total_tiles > 0 && current_stream(st, plan.device_index, &stream)) return NULL;
+    return new_output_list(st->outputs, groups);
+}
+
 static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
     prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
     char message[MESSAGE_BYTES];
@@ -353,6 +367,7 @@ static PyMethodDef module_methods[] = {
      "device_info(index) -> dict: name, compute capability, multiprocessors and L2 size of a CUDA device."},
     {"_prepare", prepare, METH_O, "_prepare(data) -> capsule: a validated call, for benchmarking the bare launch."},
     {"_launch_prepared", launch_prepared, METH_O, "_launch_prepared(capsule): launch a prepared call as is."},
+    {"_plan_only", plan_only, METH_O, "_plan_only(data): custom_kernel without the launch (host-cost breakdown)."},
     {"_launch_device_table", (PyCFunction)(void (*)(void))launch_device_table, METH_FASTCALL,
      "_launch_device_table(table, num_entries, total_tiles): launch on a group table already in device memory "
      "(no validation of its contents; for the benchmark)."},
@@ -393,7 +408,6 @@ static void module_free(void *module) {
     module_clear((PyObject *)module);
     nvfp4_cuda_destroy(st->cuda);
     st->cuda = NULL;
-    PyMem_Free(st->inputs);
     PyMem_Free(st->entries);
     PyMem_Free(st->outputs);
 }

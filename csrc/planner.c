@@ -1,7 +1,7 @@
 /* planner.c: every rule an input must satisfy, and the group table a kernel launch reads.
  *
- * Checks run group by group, field by field (problem size, a, b, c, sfa, sfb), and only then the
- * devices of all tensors. Keeping the device check last lets the CPU test-suite reach every other
+ * Checks run group by group, field by field (problem size, a, b, c, sfa, sfb); a device error is
+ * held back until every group has passed the other rules, which lets the CPU test-suite reach every
  * rule with CPU tensors. The first violation stops the plan with a message that names the field,
  * says what was expected and what was given.
  */
@@ -29,7 +29,11 @@ typedef struct field_ref {
     int32_t group;
 } field_ref;
 
-static nvfp4_status fail(nvfp4_error *error, nvfp4_status status, field_ref field, const char *fmt, ...) {
+/* Checks run on every call and are inlined into one straight pass; wording an error is the cold path. */
+#define HOT static inline __attribute__((always_inline))
+#define COLD static __attribute__((cold, noinline))
+
+COLD nvfp4_status fail(nvfp4_error *error, nvfp4_status status, field_ref field, const char *fmt, ...) {
     int used = snprintf(error->message, sizeof error->message, field.format, field.group);
     if (used >= 0 && (size_t)used < sizeof error->message)
         used += snprintf(error->message + used, sizeof error->message - (size_t)used, ": ");
@@ -42,7 +46,7 @@ static nvfp4_status fail(nvfp4_error *error, nvfp4_status status, field_ref fiel
 }
 
 /* "[a, b, c]" into buf. */
-static const char *format_dims(char *buf, size_t size, const int64_t *dims, int32_t ndim) {
+COLD const char *format_dims(char *buf, size_t size, const int64_t *dims, int32_t ndim) {
     size_t used = 0;
     buf[0] = '\0';
     for (int32_t i = 0; i < ndim && used < size; i++) {
@@ -54,13 +58,13 @@ static const char *format_dims(char *buf, size_t size, const int64_t *dims, int3
     return buf;
 }
 
-static int64_t numel(const nvfp4_tensor_desc *t) {
+HOT int64_t numel(const nvfp4_tensor_desc *t) {
     int64_t n = 1;
     for (int32_t i = 0; i < t->ndim; i++) n *= t->sizes[i];
     return n;
 }
 
-static nvfp4_status check_shape(const nvfp4_tensor_desc *t, field_ref field, const char *what,
+HOT nvfp4_status check_shape(const nvfp4_tensor_desc *t, field_ref field, const char *what,
                                 const int64_t *expected, int32_t ndim, nvfp4_error *error) {
     char want[96], got[96];
     int same = t->ndim == ndim;
@@ -70,15 +74,15 @@ static nvfp4_status check_shape(const nvfp4_tensor_desc *t, field_ref field, con
                 format_dims(want, sizeof want, expected, ndim), format_dims(got, sizeof got, t->sizes, t->ndim));
 }
 
-static nvfp4_status check_aligned(const nvfp4_tensor_desc *t, field_ref field, nvfp4_error *error) {
-    if (numel(t) == 0 || t->data % NVFP4_ALIGN_BYTES == 0) return NVFP4_OK;
+HOT nvfp4_status check_aligned(const nvfp4_tensor_desc *t, field_ref field, nvfp4_error *error) {
+    if (t->data % NVFP4_ALIGN_BYTES == 0 || numel(t) == 0) return NVFP4_OK;
     return fail(error, NVFP4_VALUE_ERROR, field, "expected a data pointer aligned to %d bytes, got 0x%" PRIxPTR,
                 NVFP4_ALIGN_BYTES, t->data);
 }
 
 /* A byte stride that the kernels step with: it must keep 16-byte alignment and fit in `limit`.
  * Only checked when the dimension has more than one index (otherwise torch's stride is arbitrary). */
-static nvfp4_status check_step(const nvfp4_tensor_desc *t, field_ref field, int32_t dim, const char *dim_name,
+HOT nvfp4_status check_step(const nvfp4_tensor_desc *t, field_ref field, int32_t dim, const char *dim_name,
                                int64_t element_bytes, int64_t limit, nvfp4_error *error) {
     if (t->sizes[dim] <= 1) return NVFP4_OK;
     int64_t bytes = t->strides[dim] * element_bytes;
@@ -95,12 +99,12 @@ static nvfp4_status check_step(const nvfp4_tensor_desc *t, field_ref field, int3
     return NVFP4_OK;
 }
 
-static int64_t step_or_zero(const nvfp4_tensor_desc *t, int32_t dim, int64_t element_bytes) {
+HOT int64_t step_or_zero(const nvfp4_tensor_desc *t, int32_t dim, int64_t element_bytes) {
     return t->sizes[dim] > 1 ? t->strides[dim] * element_bytes : 0;
 }
 
 /* a or b: [rows, K/2, L] packed e2m1, K-contiguous. */
-static nvfp4_status check_operand(const nvfp4_tensor_desc *t, field_ref field, const char *shape_name, int64_t rows,
+HOT nvfp4_status check_operand(const nvfp4_tensor_desc *t, field_ref field, const char *shape_name, int64_t rows,
                                   int64_t k, int64_t l, nvfp4_error *error) {
     nvfp4_status s;
     if (t->dtype != NVFP4_DTYPE_FP4X2 && t->dtype != NVFP4_DTYPE_UINT8)
@@ -108,7 +112,7 @@ static nvfp4_status check_operand(const nvfp4_tensor_desc *t, field_ref field, c
                     t->dtype_name);
     const int64_t shape[3] = {rows, k / 2, l};
     if ((s = check_shape(t, field, shape_name, shape, 3, error))) return s;
-    if (numel(t) == 0) return NVFP4_OK; /* nothing is read: any strides will do */
+    if (rows == 0) return NVFP4_OK; /* no element (K/2 and L are >= 1): any strides will do */
     if (t->strides[1] != 1) {
         char got[96];
         return fail(error, NVFP4_VALUE_ERROR, field, "expected K-contiguous rows (stride 1 along dimension 1), got strides %s",
@@ -120,7 +124,7 @@ static nvfp4_status check_operand(const nvfp4_tensor_desc *t, field_ref field, c
 }
 
 /* c: [M, N, L] fp16, N-contiguous, rows and slices that do not overlap (the kernel writes each once). */
-static nvfp4_status check_output(const nvfp4_tensor_desc *t, field_ref field, int64_t m, int64_t n, int64_t l,
+HOT nvfp4_status check_output(const nvfp4_tensor_desc *t, field_ref field, int64_t m, int64_t n, int64_t l,
                                  nvfp4_error *error) {
     nvfp4_status s;
     char got[96];
@@ -128,7 +132,7 @@ static nvfp4_status check_output(const nvfp4_tensor_desc *t, field_ref field, in
         return fail(error, NVFP4_TYPE_ERROR, field, "expected dtype torch.float16, got %s", t->dtype_name);
     const int64_t shape[3] = {m, n, l};
     if ((s = check_shape(t, field, "[M, N, L]", shape, 3, error))) return s;
-    if (numel(t) == 0) return NVFP4_OK; /* nothing is written: any strides will do */
+    if (m == 0) return NVFP4_OK; /* no element (N and L are >= 1): any strides will do */
     if (n > 1 && t->strides[1] != 1)
         return fail(error, NVFP4_VALUE_ERROR, field, "expected N-contiguous rows (stride 1 along dimension 1), got strides %s",
                     format_dims(got, sizeof got, t->strides, 3));
@@ -157,7 +161,7 @@ static nvfp4_status check_output(const nvfp4_tensor_desc *t, field_ref field, in
 
 /* sfa or sfb: blocked e4m3 scales, a view [32, 4, rest_mn, 4, rest_k, L] whose 512-byte atoms are
  * contiguous (strides 16, 4, 1 inside the atom). Larger block counts than needed are accepted. */
-static nvfp4_status check_scales(const nvfp4_tensor_desc *t, field_ref field, int64_t rows, int64_t k, int64_t l,
+HOT nvfp4_status check_scales(const nvfp4_tensor_desc *t, field_ref field, int64_t rows, int64_t k, int64_t l,
                                  nvfp4_error *error) {
     nvfp4_status s;
     char got[96], want[96];
@@ -182,7 +186,7 @@ static nvfp4_status check_scales(const nvfp4_tensor_desc *t, field_ref field, in
     return check_aligned(t, field, error);
 }
 
-static nvfp4_status check_sizes(const nvfp4_group_input *g, field_ref field, nvfp4_error *error) {
+HOT nvfp4_status check_sizes(const nvfp4_group_input *g, field_ref field, nvfp4_error *error) {
     if (g->m < 0 || g->n < 1 || g->k < 1 || g->l < 1)
         return fail(error, NVFP4_VALUE_ERROR, field,
                     "expected M >= 0, N >= 1, K >= 1 and L >= 1, got (%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ")",
@@ -196,19 +200,9 @@ static nvfp4_status check_sizes(const nvfp4_group_input *g, field_ref field, nvf
     return NVFP4_OK;
 }
 
-static nvfp4_status check_device(const nvfp4_tensor_desc *t, field_ref field, const nvfp4_tensor_desc *first,
-                                 const char *first_field, nvfp4_error *error) {
-    if (t->device_type != NVFP4_DEVICE_CUDA)
-        return fail(error, NVFP4_VALUE_ERROR, field, "expected a CUDA tensor, got a tensor on %s", t->device_type_name);
-    if (t->device_index != first->device_index)
-        return fail(error, NVFP4_VALUE_ERROR, field, "expected a tensor on cuda:%d (the device of %s), got cuda:%d",
-                    first->device_index, first_field, t->device_index);
-    return NVFP4_OK;
-}
+HOT int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-static void fill_entry(const nvfp4_group_input *g, int32_t tile_start, nvfp4_group_entry *e) {
+HOT void fill_entry(const nvfp4_group_input *g, int32_t tile_start, nvfp4_group_entry *e) {
     e->a = (const uint8_t *)g->a.data;
     e->b = (const uint8_t *)g->b.data;
     e->c = (uint8_t *)g->c.data;
@@ -234,53 +228,66 @@ static void fill_entry(const nvfp4_group_input *g, int32_t tile_start, nvfp4_gro
 }
 
 /* The devices of one group's tensors, against the device of abc[0].a. */
-static nvfp4_status check_group_devices(const nvfp4_group_input *g, int32_t group, const nvfp4_tensor_desc *first,
-                                        nvfp4_error *error) {
+HOT nvfp4_status check_group_devices(const nvfp4_planner *p, const nvfp4_group_input *g, int32_t group,
+                                     nvfp4_error *error) {
     static const char *const names[5] = {"abc[%d].a", "abc[%d].b", "abc[%d].c", "sfasfb_reordered[%d].sfa",
                                          "sfasfb_reordered[%d].sfb"};
     const nvfp4_tensor_desc *tensors[5] = {&g->a, &g->b, &g->c, &g->sfa, &g->sfb};
-    nvfp4_status s;
-    for (int j = 0; j < 5; j++)
-        if ((s = check_device(tensors[j], (field_ref){names[j], group}, first, "abc[0].a", error))) return s;
+    for (int j = 0; j < 5; j++) {
+        const nvfp4_tensor_desc *t = tensors[j];
+        if (t->device_type != NVFP4_DEVICE_CUDA)
+            return fail(error, NVFP4_VALUE_ERROR, (field_ref){names[j], group},
+                        "expected a CUDA tensor, got a tensor on %s", t->device_type_name);
+        if (t->device_index != p->device_index)
+            return fail(error, NVFP4_VALUE_ERROR, (field_ref){names[j], group},
+                        "expected a tensor on cuda:%d (the device of abc[0].a), got cuda:%d", p->device_index,
+                        t->device_index);
+    }
     return NVFP4_OK;
 }
 
-nvfp4_status nvfp4_plan_groups(const nvfp4_group_input *groups, int32_t num_groups, nvfp4_tile_shape tile,
-                               nvfp4_group_entry *entries, nvfp4_plan *plan, nvfp4_error *error) {
-    nvfp4_status s, device_status = NVFP4_OK;
-    nvfp4_error device_error;
-    int64_t tiles = 0;
-    int32_t count = 0;
-    memset(plan, 0, sizeof *plan);
-    if (num_groups < 1)
-        return fail(error, NVFP4_VALUE_ERROR, (field_ref){"abc", 0}, "expected at least one group, got %d", num_groups);
+void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_tile_shape tile, nvfp4_group_entry *entries) {
+    planner->tile = tile;
+    planner->entries = entries;
+    planner->groups = planner->count = 0;
+    planner->tiles = 0;
+    planner->device_type = NVFP4_DEVICE_OTHER;
+    planner->device_index = -1;
+    planner->device_status = NVFP4_OK;
+}
 
-    /* One pass: structural rules stop at once; the first device error is kept and reported only when
-     * every group is otherwise valid. */
-    for (int32_t i = 0; i < num_groups; i++) {
-        const nvfp4_group_input *g = &groups[i];
-        if ((s = check_sizes(g, (field_ref){"problem_sizes[%d]", i}, error))) return s;
-        if ((s = check_operand(&g->a, (field_ref){"abc[%d].a", i}, "[M, K/2, L]", g->m, g->k, g->l, error))) return s;
-        if ((s = check_operand(&g->b, (field_ref){"abc[%d].b", i}, "[N, K/2, L]", g->n, g->k, g->l, error))) return s;
-        if ((s = check_output(&g->c, (field_ref){"abc[%d].c", i}, g->m, g->n, g->l, error))) return s;
-        if ((s = check_scales(&g->sfa, (field_ref){"sfasfb_reordered[%d].sfa", i}, g->m, g->k, g->l, error))) return s;
-        if ((s = check_scales(&g->sfb, (field_ref){"sfasfb_reordered[%d].sfb", i}, g->n, g->k, g->l, error))) return s;
-        if (device_status == NVFP4_OK) device_status = check_group_devices(g, i, &groups[0].a, &device_error);
-        if (g->m == 0) continue;
-        int64_t group_tiles = ceil_div(g->m, tile.m) * ceil_div(g->n, tile.n) * g->l;
-        if (tiles + group_tiles > INT32_MAX)
-            return fail(error, NVFP4_VALUE_ERROR, (field_ref){"problem_sizes", 0},
-                        "the call needs more than %d output tiles of %dx%d; split it into several calls", INT32_MAX,
-                        tile.m, tile.n);
-        fill_entry(g, (int32_t)tiles, &entries[count++]);
-        tiles += group_tiles;
+nvfp4_status nvfp4_planner_add(nvfp4_planner *p, const nvfp4_group_input *g, nvfp4_error *error) {
+    const int32_t i = p->groups++;
+    nvfp4_status s;
+    if ((s = check_sizes(g, (field_ref){"problem_sizes[%d]", i}, error))) return s;
+    if ((s = check_operand(&g->a, (field_ref){"abc[%d].a", i}, "[M, K/2, L]", g->m, g->k, g->l, error))) return s;
+    if ((s = check_operand(&g->b, (field_ref){"abc[%d].b", i}, "[N, K/2, L]", g->n, g->k, g->l, error))) return s;
+    if ((s = check_output(&g->c, (field_ref){"abc[%d].c", i}, g->m, g->n, g->l, error))) return s;
+    if ((s = check_scales(&g->sfa, (field_ref){"sfasfb_reordered[%d].sfa", i}, g->m, g->k, g->l, error))) return s;
+    if ((s = check_scales(&g->sfb, (field_ref){"sfasfb_reordered[%d].sfb", i}, g->n, g->k, g->l, error))) return s;
+    if (i == 0) p->device_type = g->a.device_type, p->device_index = g->a.device_index;
+    if (p->device_status == NVFP4_OK) p->device_status = check_group_devices(p, g, i, &p->device_error);
+    if (g->m == 0) return NVFP4_OK;
+    int64_t group_tiles = ceil_div(g->m, p->tile.m) * ceil_div(g->n, p->tile.n) * g->l;
+    if (p->tiles + group_tiles > INT32_MAX)
+        return fail(error, NVFP4_VALUE_ERROR, (field_ref){"problem_sizes[%d]", i},
+                    "the call needs more than %d output tiles of %dx%d; split it into several calls", INT32_MAX,
+                    p->tile.m, p->tile.n);
+    fill_entry(g, (int32_t)p->tiles, &p->entries[p->count++]);
+    p->tiles += group_tiles;
+    return NVFP4_OK;
+}
+
+nvfp4_status nvfp4_planner_finish(nvfp4_planner *p, nvfp4_plan *plan, nvfp4_error *error) {
+    memset(plan, 0, sizeof *plan);
+    if (p->groups < 1)
+        return fail(error, NVFP4_VALUE_ERROR, (field_ref){"abc", 0}, "expected at least one group, got none");
+    if (p->device_status != NVFP4_OK) {
+        *error = p->device_error;
+        return p->device_status;
     }
-    if (device_status != NVFP4_OK) {
-        *error = device_error;
-        return device_status;
-    }
-    plan->num_entries = count;
-    plan->total_tiles = (int32_t)tiles;
-    plan->device_index = groups[0].a.device_index;
+    plan->num_entries = p->count;
+    plan->total_tiles = (int32_t)p->tiles;
+    plan->device_index = p->device_index;
     return NVFP4_OK;
 }

@@ -1,9 +1,10 @@
 /* planner.h: validation of one grouped-GEMM call and its group table / tile schedule.
  *
  * Pure C11: no Python, no torch, no CUDA, so every rule here is unit-tested on the CPU
- * (tests/c/test_planner.c). The module hands over one nvfp4_group_input per group; the planner
- * checks every field against the problem sizes, then writes one nvfp4_group_entry per non-empty
- * group with the first linear tile of that group, so a kernel can find its group by binary search.
+ * (tests/c/test_planner.c). The module hands over one nvfp4_group_input per group as it reads them;
+ * the planner checks every field against the problem sizes and writes one nvfp4_group_entry per
+ * non-empty group with the first linear tile of that group, so a kernel can find its group by binary
+ * search. Groups stream through: the planner keeps no copy of them, so a call touches little memory.
  */
 #ifndef NVFP4_PLANNER_H
 #define NVFP4_PLANNER_H
@@ -38,11 +39,25 @@ typedef struct nvfp4_plan {
     int32_t device_index;        /* CUDA device that holds every tensor */
 } nvfp4_plan;
 
-/* Validates every group and fills entries[0 .. plan->num_entries). entries must have room for
- * num_groups. Empty groups (M == 0) are validated but produce no entry. On failure the error
- * message names the field, e.g. "abc[3].b: ...", and nothing in entries may be used. */
-nvfp4_status nvfp4_plan_groups(const nvfp4_group_input *groups, int32_t num_groups, nvfp4_tile_shape tile,
-                               nvfp4_group_entry *entries, nvfp4_plan *plan, nvfp4_error *error);
+typedef struct nvfp4_planner {
+    nvfp4_tile_shape tile;
+    nvfp4_group_entry *entries;  /* room for one entry per group */
+    int32_t groups;              /* added so far */
+    int32_t count;               /* entries written */
+    int64_t tiles;
+    nvfp4_device_type device_type; /* of abc[0].a: every tensor must be on this CUDA device */
+    int32_t device_index;
+    nvfp4_status device_status;  /* the first device error, reported once everything else is valid */
+    nvfp4_error device_error;
+} nvfp4_planner;
+
+/* Usage: start; add each group in order (stop at the first error); finish. Empty groups (M == 0) are
+ * validated but produce no entry. An error message names the field, e.g. "abc[3].b: ...". Structural
+ * rules fail at once; a tensor on the wrong device is reported by finish, so that every other rule is
+ * reachable with CPU tensors. Nothing in entries may be used unless finish returns NVFP4_OK. */
+void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_tile_shape tile, nvfp4_group_entry *entries);
+nvfp4_status nvfp4_planner_add(nvfp4_planner *planner, const nvfp4_group_input *group, nvfp4_error *error);
+nvfp4_status nvfp4_planner_finish(nvfp4_planner *planner, nvfp4_plan *plan, nvfp4_error *error);
 
 /* Blocks of the blocked scale layout that `rows` rows and `k` elements of K need (ceil(rows/128), ceil(k/64)). */
 int64_t nvfp4_scale_rowblocks(int64_t rows);

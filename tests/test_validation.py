@@ -556,12 +556,16 @@ def test_first_broken_group_is_reported():
     check_rejected(data, TypeError, "abc[1].c:", ("torch.float32",))
 
 
-def test_python_types_of_all_groups_come_before_tensor_rules():
-    """module.c reads every group (containers, tensor objects, int sizes) before the planner's per-field rules."""
+def test_groups_are_checked_in_order():
+    """Groups stream through reading and planning: the first broken group is reported, whatever the kind of error."""
     data = make_valid()
     data = replace(data, 0, "a", operand(64, 128, 1, torch.float16))  # planner rule, group 0
     data = replace(data, 2, "K", 256.0)  # Python type, group 2
-    check_rejected(data, TypeError, "problem_sizes[2][2]:", ("float",))
+    check_rejected(data, TypeError, "abc[0].a:", ("torch.float16",))
+    data = make_valid()
+    data = replace(data, 0, "K", 256.0)  # Python type, group 0
+    data = replace(data, 1, "a", operand(64, 128, 1, torch.float16))  # planner rule, group 1
+    check_rejected(data, TypeError, "problem_sizes[0][2]:", ("float",))
 
 
 def test_sizes_are_checked_before_tensors_of_the_same_group():
