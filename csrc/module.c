@@ -83,7 +83,13 @@ static int read_tensor(PyObject *obj, const char *container, Py_ssize_t group, c
 static int read_size(PyObject *obj, Py_ssize_t group, int index, int64_t *out) {
     int overflow = 0;
     PyObject *value;
-    if (PyLong_CheckExact(obj)) { /* the common case, kept free of isinstance checks */
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_CheckExact(obj) && PyUnstable_Long_IsCompact((PyLongObject *)obj)) { /* the common case */
+        *out = PyUnstable_Long_CompactValue((PyLongObject *)obj);
+        return 0;
+    }
+#endif
+    if (PyLong_CheckExact(obj)) { /* kept free of isinstance checks */
         value = Py_NewRef(obj);
     } else if (nvfp4_is_tensor(obj)) {
         PyErr_Format(PyExc_TypeError, "problem_sizes[%zd][%d]: expected an int, got a torch.Tensor", group, index);
