@@ -78,7 +78,9 @@ class BuildExt(build_ext):
         cuda = want_cuda()
         ext = self.extensions[0]
         abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
-        common = ["-O2", "-fPIC", "-Wall", "-Icsrc", "-Ikernels"]
+        # Hidden visibility: only PyInit__C is exported, so internal calls bind directly (no PLT) and
+        # our symbols cannot clash with other extensions'.
+        common = ["-O2", "-fPIC", "-fvisibility=hidden", "-Wall", "-Icsrc", "-Ikernels"]
         if cuda:
             common += ["-DNVFP4_WITH_CUDA", f"-I{cuda[1]}"]
         c_flags = ["-std=c11", "-Wextra"] + common
@@ -110,7 +112,8 @@ class BuildExt(build_ext):
         objects = []
         for src in CUDA_SOURCES:
             obj = out_dir / (Path(src).stem + ".o")
-            cmd = [nvcc, "-c", src, "-o", str(obj), "-std=c++17", "-O3", "--threads", "4", "-Xcompiler", "-fPIC",
+            cmd = [nvcc, "-c", src, "-o", str(obj), "-std=c++17", "-O3", "--threads", "4",
+                   "-Xcompiler", "-fPIC,-fvisibility=hidden",
                    "-Icsrc", "-Ikernels"] + gencode + extra
             print(" ".join(cmd), flush=True)
             subprocess.check_call(cmd, cwd=ROOT)
