@@ -1,14 +1,14 @@
 /* tensor_desc.h: what the planner needs to know about one tensor, in plain C.
  *
  * The C++ bridge (torch_bridge.cpp) fills these from torch tensors; the planner (planner.c) and its
- * C unit tests build them by hand. Sizes and strides are in elements, as torch reports them.
+ * C unit tests build them by hand. Sizes and strides are in elements, as torch reports them, and are
+ * not copied: they point into the tensor's own metadata, valid while the call runs (it runs no Python
+ * code, so nothing can change them).
  */
 #ifndef NVFP4_TENSOR_DESC_H
 #define NVFP4_TENSOR_DESC_H
 
 #include <stdint.h>
-
-#define NVFP4_MAX_DIMS 8
 
 typedef enum nvfp4_dtype {
     NVFP4_DTYPE_OTHER = 0,
@@ -32,8 +32,8 @@ typedef struct nvfp4_tensor_desc {
     const char *device_type_name;/* for messages, e.g. "cpu", "meta" */
     int32_t device_index;
     int32_t ndim;
-    int64_t sizes[NVFP4_MAX_DIMS];
-    int64_t strides[NVFP4_MAX_DIMS];
+    const int64_t *sizes;        /* ndim entries */
+    const int64_t *strides;      /* ndim entries */
 } nvfp4_tensor_desc;
 
 #endif

@@ -370,7 +370,7 @@ SHAPE_CASES = [
     accepted("sfb_extra_k_blocks", lambda d: replace(d, 2, "sfb", scales(72, 512, 1))),
     accepted("sfa_extra_L", lambda d: replace(d, 0, "sfa", scales(64, 128, 3)), l=2),
     case("a_9d", lambda d: replace(d, 1, "a", get(d, 1, "a").reshape(129, 32, 1, 1, 1, 1, 1, 1, 1)), ValueError,
-         "abc[1].a:", "at most 8 dimensions, got 9"),
+         "abc[1].a:", "expected shape [M, K/2, L] = [129, 32, 1]", "got [129, 32, 1, 1, 1, 1, 1, 1, 1]"),
 ]
 
 STRIDE_CASES = [

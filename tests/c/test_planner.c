@@ -16,6 +16,20 @@ static int passed, failed;
         }                                                                                 \
     } while (0)
 
+/* Descriptors point at their sizes and strides (as the bridge points into torch's metadata); here the
+ * arrays live in a pool that outlives every test, so descriptors can be copied freely. Breakers write
+ * through MUT to change one dimension. */
+static int64_t dims_pool[1 << 16];
+static size_t dims_used;
+#define MUT(dims) ((int64_t *)(dims))
+
+static const int64_t *keep(const int64_t *values, int32_t n) {
+    int64_t *kept = &dims_pool[dims_used];
+    dims_used += (size_t)n;
+    memcpy(kept, values, sizeof(int64_t) * (size_t)n);
+    return kept;
+}
+
 static nvfp4_tensor_desc tensor(nvfp4_dtype dtype, uintptr_t data, int32_t ndim, const int64_t *sizes,
                                 const int64_t *strides) {
     nvfp4_tensor_desc t;
@@ -26,8 +40,8 @@ static nvfp4_tensor_desc tensor(nvfp4_dtype dtype, uintptr_t data, int32_t ndim,
     t.device_type = NVFP4_DEVICE_CUDA;
     t.device_type_name = "cuda";
     t.ndim = ndim;
-    memcpy(t.sizes, sizes, sizeof(int64_t) * (size_t)ndim);
-    memcpy(t.strides, strides, sizeof(int64_t) * (size_t)ndim);
+    t.sizes = keep(sizes, ndim);
+    t.strides = keep(strides, ndim);
     return t;
 }
 
@@ -144,25 +158,25 @@ static void n_zero(nvfp4_group_input *g) { g->n = 0; }
 static void l_zero(nvfp4_group_input *g) { g->l = 0; }
 static void a_dtype(nvfp4_group_input *g) { g->a.dtype = NVFP4_DTYPE_FLOAT16, g->a.dtype_name = "torch.float16"; }
 static void a_uint8(nvfp4_group_input *g) { g->a.dtype = NVFP4_DTYPE_UINT8; g->a.device_type = NVFP4_DEVICE_CPU; g->a.device_type_name = "cpu"; }
-static void b_shape(nvfp4_group_input *g) { g->b.sizes[1] = 80; }
+static void b_shape(nvfp4_group_input *g) { MUT(g->b.sizes)[1] = 80; }
 static void b_ndim(nvfp4_group_input *g) { g->b.ndim = 2; }
 static void m_disagrees(nvfp4_group_input *g) { g->m = 99; }
-static void a_not_k_contiguous(nvfp4_group_input *g) { g->a.strides[1] = 2; }
-static void a_row_stride_odd(nvfp4_group_input *g) { g->a.strides[0] = 168; }
-static void b_batch_stride_odd(nvfp4_group_input *g) { g->b.strides[2] = 8; }
+static void a_not_k_contiguous(nvfp4_group_input *g) { MUT(g->a.strides)[1] = 2; }
+static void a_row_stride_odd(nvfp4_group_input *g) { MUT(g->a.strides)[0] = 168; }
+static void b_batch_stride_odd(nvfp4_group_input *g) { MUT(g->b.strides)[2] = 8; }
 static void a_unaligned(nvfp4_group_input *g) { g->a.data += 8; }
 static void c_dtype(nvfp4_group_input *g) { g->c.dtype = NVFP4_DTYPE_OTHER, g->c.dtype_name = "torch.float32"; }
-static void c_not_n_contiguous(nvfp4_group_input *g) { g->c.strides[1] = 2; }
-static void c_rows_overlap(nvfp4_group_input *g) { g->c.strides[0] = 71; }
-static void c_slices_overlap(nvfp4_group_input *g) { g->c.strides[2] = 72; }
-static void c_broadcast(nvfp4_group_input *g) { g->c.strides[0] = 0; }
+static void c_not_n_contiguous(nvfp4_group_input *g) { MUT(g->c.strides)[1] = 2; }
+static void c_rows_overlap(nvfp4_group_input *g) { MUT(g->c.strides)[0] = 71; }
+static void c_slices_overlap(nvfp4_group_input *g) { MUT(g->c.strides)[2] = 72; }
+static void c_broadcast(nvfp4_group_input *g) { MUT(g->c.strides)[0] = 0; }
 static void c_unaligned(nvfp4_group_input *g) { g->c.data += 2; }
 static void sfa_dtype(nvfp4_group_input *g) { g->sfa.dtype = NVFP4_DTYPE_UINT8, g->sfa.dtype_name = "torch.uint8"; }
-static void sfa_too_few_rowblocks(nvfp4_group_input *g) { g->sfb = blocked_scales(72, 320, 2, g->sfb.data); g->n = 129; g->b.sizes[0] = 129; g->c.sizes[1] = 129; g->c.strides[0] = 129; g->c.strides[2] = 100 * 129; }
-static void sfb_too_few_kblocks(nvfp4_group_input *g) { g->sfb.sizes[4] = 4; }
-static void sfb_too_few_slices(nvfp4_group_input *g) { g->sfb.sizes[5] = 1; }
-static void sfa_atom_strides(nvfp4_group_input *g) { g->sfa.strides[0] = 4, g->sfa.strides[1] = 128; }
-static void sfa_kblock_stride_odd(nvfp4_group_input *g) { g->sfa.strides[4] = 520; }
+static void sfa_too_few_rowblocks(nvfp4_group_input *g) { g->sfb = blocked_scales(72, 320, 2, g->sfb.data); g->n = 129; MUT(g->b.sizes)[0] = 129; MUT(g->c.sizes)[1] = 129; MUT(g->c.strides)[0] = 129; MUT(g->c.strides)[2] = 100 * 129; }
+static void sfb_too_few_kblocks(nvfp4_group_input *g) { MUT(g->sfb.sizes)[4] = 4; }
+static void sfb_too_few_slices(nvfp4_group_input *g) { MUT(g->sfb.sizes)[5] = 1; }
+static void sfa_atom_strides(nvfp4_group_input *g) { MUT(g->sfa.strides)[0] = 4, MUT(g->sfa.strides)[1] = 128; }
+static void sfa_kblock_stride_odd(nvfp4_group_input *g) { MUT(g->sfa.strides)[4] = 520; }
 static void sfb_unaligned(nvfp4_group_input *g) { g->sfb.data += 4; }
 static void b_on_cpu(nvfp4_group_input *g) { g->b.device_type = NVFP4_DEVICE_CPU, g->b.device_type_name = "cpu"; }
 static void c_other_gpu(nvfp4_group_input *g) { g->c.device_index = 1; }
@@ -216,9 +230,9 @@ static void test_accepted_layouts(void) {
     nvfp4_plan p;
     nvfp4_error err;
     g.sfa = blocked_scales(300, 640, 3, g.sfa.data); /* more row blocks, K blocks and slices than needed */
-    g.a.strides[0] = 192, g.a.strides[2] = 192 * 100; /* rows padded to 192 bytes */
-    g.c.strides[0] = 72 * 2, g.c.strides[2] = 72;     /* slices interleaved between rows */
-    g.b.strides[2] = 0;                               /* one b shared by both slices */
+    MUT(g.a.strides)[0] = 192, MUT(g.a.strides)[2] = 192 * 100; /* rows padded to 192 bytes */
+    MUT(g.c.strides)[0] = 72 * 2, MUT(g.c.strides)[2] = 72;     /* slices interleaved between rows */
+    MUT(g.b.strides)[2] = 0;                               /* one b shared by both slices */
     CHECK(plan(&g, 1, e, &p, &err) == NVFP4_OK);
     CHECK(e[0].a_row_stride == 192 && e[0].c_row_stride == 72 * 2 * 2 && e[0].c_batch_stride == 72 * 2);
     CHECK(e[0].sfa_rowblock_stride == 10 * 512 && e[0].sfa_batch_stride == 3 * 10 * 512);
