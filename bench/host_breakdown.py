@@ -1,8 +1,9 @@
 """Where the host time of one custom_kernel call goes (experiment; see bench/NOTES.md).
 
-Times rejected calls that stop at successive stages, so differences isolate each stage:
-early rejection (call + exception), parsing every group (bad K in group 0 is found by the planner first),
-parsing + planning (a CPU tensor in the last group fails the last check), the stream query, and the bare launch.
+Idle GPU, hot caches: a call rejected at once (call + exception), a call rejected by the very last check
+(every group read and planned: a CPU tensor in the last group), the stream query alone, and _C._plan_only
+(everything custom_kernel does but the launch). Busy GPU, variants interleaved: custom_kernel, the bare
+launch of a prepared call, and _plan_only followed by the bare launch.
 Run on a GPU machine: python3 bench/host_breakdown.py
 """
 
@@ -53,9 +54,8 @@ def main():
         data = generate_input([64] * groups, [128] * groups, [256] * groups, seed=groups)
         abc, sf, sfr, sizes = data
         early = per_call_us(custom_kernel, ([None] + list(abc[1:]), sf, sfr, sizes))
-        parse = per_call_us(custom_kernel, (abc, sf, sfr, [(64, 128, 96, 1)] + list(sizes[1:])))
         last_cpu = list(sfr[:-1]) + [(sfr[-1][0], sfr[-1][1].cpu())]
-        plan = per_call_us(custom_kernel, (abc, sf, last_cpu, sizes))
+        validated = per_call_us(custom_kernel, (abc, sf, last_cpu, sizes))
         stream = per_call_us(torch._C._cuda_getCurrentRawStream, 0)
         plan_only = per_call_us(_C._plan_only, data)
         capsule = _C._prepare(data)
@@ -67,7 +67,7 @@ def main():
         calls = _C.RING_SLOTS if groups > _C.INLINE_CAPACITY else 200  # stay clear of ring waits
         busy = busy_gpu_us({"custom_kernel": (custom_kernel, data), "bare": (_C._launch_prepared, capsule),
                             "plan_only + bare": (plan_then_bare, (data, capsule))}, calls)
-        print(f"G={groups}: early {early:.2f}  +parse {parse - early:.2f}  +plan {plan - parse:.2f}  "
+        print(f"G={groups}: rejected at once {early:.2f}  read + planned {validated - early:.2f}  "
               f"stream query {stream:.2f}  plan_only {plan_only:.2f} us;  busy GPU: "
               + "  ".join(f"{name} {value:.2f}" for name, value in busy.items())
               + f"  (custom_kernel - bare: {busy['custom_kernel'] - busy['bare']:.2f}) us")
