@@ -232,7 +232,8 @@ static PyObject *new_output_list(PyObject **outputs, Py_ssize_t count) {
     return list;
 }
 
-static PyObject *custom_kernel(PyObject *module, PyObject *data) {
+/* custom_kernel, and without the launch the benchmark's _plan_only (the host cost of a call). */
+static PyObject *run_call(PyObject *module, PyObject *data, int launch) {
     module_state *st = get_state(module);
     nvfp4_plan plan;
     Py_ssize_t groups;
@@ -241,13 +242,15 @@ static PyObject *custom_kernel(PyObject *module, PyObject *data) {
     if (plan_call(st, data, &plan, &groups)) return NULL;
     if (plan.total_tiles > 0) {
         if (current_stream(st, plan.device_index, &stream)) return NULL;
-        if (nvfp4_cuda_run(st->cuda, st->entries, &plan, stream, message, sizeof message)) {
+        if (launch && nvfp4_cuda_run(st->cuda, st->entries, &plan, stream, message, sizeof message)) {
             PyErr_SetString(PyExc_RuntimeError, message);
             return NULL;
         }
     }
     return new_output_list(st->outputs, groups);
 }
+
+static PyObject *custom_kernel(PyObject *module, PyObject *data) { return run_call(module, data, 1); }
 
 /* ---- benchmark and test entries (private) ---- */
 
@@ -279,16 +282,7 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
     return capsule;
 }
 
-/* Everything custom_kernel does except the launch: the host cost of a call, for bench/host_breakdown.py. */
-static PyObject *plan_only(PyObject *module, PyObject *data) {
-    module_state *st = get_state(module);
-    nvfp4_plan plan;
-    Py_ssize_t groups;
-    uintptr_t stream;
-    if (plan_call(st, data, &plan, &groups)) return NULL;
-    if (plan.total_tiles > 0 && current_stream(st, plan.device_index, &stream)) return NULL;
-    return new_output_list(st->outputs, groups);
-}
+static PyObject *plan_only(PyObject *module, PyObject *data) { return run_call(module, data, 0); }
 
 static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
     prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
