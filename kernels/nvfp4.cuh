@@ -1,8 +1,9 @@
 // nvfp4.cuh: exact NVFP4 decode and blocked-scale addressing, shared by every kernel family.
 //
 // Exactness (NOTES section 4): an e2m1 value has at most 2 significant bits and an e4m3 scale at
-// most 4, so their product (at most 6 bits, magnitudes 2^-10 .. 2688) is an exact fp16 normal.
-// Every helper here is exact for all finite inputs; NaN scale codes decode to NaN.
+// most 4, so their product (at most 6 bits, a multiple of 2^-10, at most 2688) is exact in fp16, even
+// scaled by a power of two as below. Every helper here is exact for all finite inputs; NaN scale codes
+// decode to NaN.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -18,14 +19,22 @@ __device__ __forceinline__ int64_t sf_offset(int32_t row, int32_t kblock, int32_
            (row % 32) * 16 + ((row % NVFP4_SF_ATOM_ROWS) / 32) * 4;
 }
 
-// One e4m3 scale byte to fp16, exactly. Placing the 7 magnitude bits at fp16 bits 13..7 gives the
-// value times 2^-8 (subnormals included, since both formats put the implicit bit the same way), and
-// the multiply by 256 is exact. 0x7F / 0xFF are e4m3's NaN.
-__device__ __forceinline__ __half e4m3_to_half(uint32_t byte) {
+// Decoded operands carry a factor 2^-7 (OPERAND_SCALE_LOG2), so that one fp16 multiply does the whole
+// dequantization: e2m1 bits placed as (value * 2^-14) times (scale * 2^7). scale * 2^7 <= 448 * 128 = 57344
+// fits fp16, and value * scale * 2^-7 is a multiple of 2^-17 below 2688 * 2^-7 = 21, so it is an exact fp16
+// (a subnormal below 2^-14; GPU fp16 arithmetic and the tensor cores keep subnormals). A product of two
+// operands then carries 2^-14, which the epilogue removes with one exact fp32 multiply (ACCUMULATOR_SCALE).
+constexpr int OPERAND_SCALE_LOG2 = -7;
+constexpr float ACCUMULATOR_SCALE = 16384.0f;  // 2^(-2 * OPERAND_SCALE_LOG2)
+
+// One e4m3 scale byte to fp16 scale * 2^7, exactly. Placing the 7 magnitude bits at fp16 bits 13..7 gives
+// the value times 2^-8 (subnormals included, since both formats put the implicit bit the same way), and the
+// multiply by 2^15 is exact. 0x7F / 0xFF are e4m3's NaN.
+__device__ __forceinline__ __half e4m3_to_scaled_half(uint32_t byte) {
     const uint32_t magnitude = byte & 0x7Fu;
     if (magnitude == 0x7Fu) return __ushort_as_half((unsigned short)0x7E00u);
     const unsigned short bits = (unsigned short)(((byte & 0x80u) << 8) | (magnitude << 7));
-    return __hmul(__ushort_as_half(bits), __ushort_as_half((unsigned short)0x5C00u /* 256 */));
+    return __hmul(__ushort_as_half(bits), __ushort_as_half((unsigned short)0x7800u /* 2^15 */));
 }
 
 // Two e2m1 values (one packed byte: element 2i in bits 3..0, 2i+1 in bits 7..4) to a half2 holding
@@ -35,18 +44,14 @@ __device__ __forceinline__ uint32_t e2m1x2_to_half2_bits(uint32_t byte) {
     return ((byte & 0x7u) << 9) | ((byte & 0x8u) << 12) | ((byte & 0x70u) << 21) | ((byte & 0x80u) << 24);
 }
 
-// 8 e2m1 values (one 32-bit word, element 0 in the lowest nibble) times one scale, as 4 half2 in
-// element order. First multiply by 2^14 (exact, back to the true e2m1 value), then by the scale
-// (exact, see the top of this file). Multiplying by the scale first could underflow into fp16
-// subnormals and lose bits.
-__device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, __half2 scale) {
-    const __half2 two_pow_14 = __halves2half2(__ushort_as_half((unsigned short)0x7400u),
-                                              __ushort_as_half((unsigned short)0x7400u));
+// 8 e2m1 values (one 32-bit word, element 0 in the lowest nibble) times one scale, as 4 half2 in element
+// order, each value * scale * 2^-7; scaled_scale comes from e4m3_to_scaled_half.
+__device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, __half2 scaled_scale) {
     uint32_t out[4];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         uint32_t bits = e2m1x2_to_half2_bits((packed >> (8 * i)) & 0xFFu);
-        __half2 value = __hmul2(__hmul2(*reinterpret_cast<__half2 *>(&bits), two_pow_14), scale);
+        __half2 value = __hmul2(*reinterpret_cast<__half2 *>(&bits), scaled_scale);
         out[i] = *reinterpret_cast<uint32_t *>(&value);
     }
     return make_uint4(out[0], out[1], out[2], out[3]);

@@ -8,8 +8,9 @@
 // Per 64-wide K step, each of the 128 threads:
 //   - loads 16 packed bytes (32 e2m1 values) of one row of a and two rows of b, with their scales,
 //     into registers one step ahead, so the loads of step k+1 are in flight during the MMAs of step k;
-//   - decodes them exactly to fp16 (nvfp4.cuh) and stores them into shared memory. Rows past M or N
-//     are stored as zeros and their memory (and their padding scales) is never read.
+//   - decodes them exactly to fp16 with one multiply per pair (nvfp4.cuh: values carry a factor 2^-7 that
+//     the epilogue removes) and stores them into shared memory. Rows past M or N are stored as zeros and
+//     their memory (and their padding scales) is never read.
 // Each of the 4 warps then multiplies a 32 x 64 sub-tile with mma.sync m16n8k16 (fp16 in, fp32
 // accumulate), fragments loaded by ldmatrix from rows padded by 16 bytes so the 8 row addresses of
 // each ldmatrix phase hit different banks. The epilogue rounds to fp16 (nearest) and stores only
@@ -86,8 +87,8 @@ __device__ __forceinline__ void store_row_chunk(const row_chunk &chunk, __half *
         for (int i = 0; i < 4; i++) out[i] = make_uint4(0, 0, 0, 0);
         return;
     }
-    const __half2 scale_lo = __half2half2(e4m3_to_half(chunk.scales & 0xFFu));
-    const __half2 scale_hi = __half2half2(e4m3_to_half(chunk.scales >> 8));
+    const __half2 scale_lo = __half2half2(e4m3_to_scaled_half(chunk.scales & 0xFFu));
+    const __half2 scale_hi = __half2half2(e4m3_to_scaled_half(chunk.scales >> 8));
     out[0] = dequant_e2m1x8(chunk.packed.x, scale_lo);
     out[1] = dequant_e2m1x8(chunk.packed.y, scale_lo);
     out[2] = dequant_e2m1x8(chunk.packed.z, scale_hi);
@@ -109,8 +110,11 @@ __device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Stores two adjacent outputs of one row; a half2 store when both exist and the address allows it.
+// Stores two adjacent outputs of one row (accumulators, still carrying the operands' 2^-14); a half2
+// store when both exist and the address allows it.
 __device__ __forceinline__ void store_pair(uint8_t *c_row, int col, int n, float x, float y) {
+    x *= ACCUMULATOR_SCALE;
+    y *= ACCUMULATOR_SCALE;
     __half *p = reinterpret_cast<__half *>(c_row) + col;
     if (col + 1 < n && (reinterpret_cast<uintptr_t>(p) & 3) == 0) {
         *reinterpret_cast<__half2 *>(p) = __floats2half2_rn(x, y);
