@@ -5,6 +5,7 @@ Environment:
                      unset: CUDA when nvcc is found (CUDA_HOME/bin or PATH).
   NVFP4_GENCODE      nvcc target flags for the portable kernel, replacing the default
                      "-gencode=arch=compute_80,code=sm_80 ... -gencode=arch=compute_80,code=compute_80".
+  NVFP4_HOPPER_GENCODE  the same for the Hopper kernel (default "-gencode=arch=compute_90a,code=sm_90a").
   NVFP4_NVCC_FLAGS   extra nvcc flags (e.g. "-Xptxas -v" or "-lineinfo").
   CUDA_HOME          toolkit root when nvcc is not on PATH.
 
@@ -25,16 +26,22 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 
 # Portable kernel: machine code for Ampere, Hopper and Blackwell, plus compute_80 PTX that any newer
-# GPU can JIT. (sm_90a code, being not forward compatible, is only for Hopper-specific kernels.)
-DEFAULT_GENCODE = [
+# GPU can JIT. The Hopper kernel uses wgmma, which exists only as sm_90a (not forward compatible), and
+# runs only on compute capability 9.0.
+PORTABLE_GENCODE = [
     "-gencode=arch=compute_80,code=sm_80",
     "-gencode=arch=compute_90,code=sm_90",
     "-gencode=arch=compute_100,code=sm_100",
     "-gencode=arch=compute_80,code=compute_80",
 ]
+HOPPER_GENCODE = ["-gencode=arch=compute_90a,code=sm_90a"]
 C_SOURCES = ["csrc/module.c", "csrc/planner.c", "csrc/device.c"]
 CXX_SOURCES = ["csrc/torch_bridge.cpp"]
-CUDA_SOURCES = ["kernels/portable_gemm.cu"]
+# (source, default targets, environment variable that replaces them)
+CUDA_SOURCES = [
+    ("kernels/portable_gemm.cu", PORTABLE_GENCODE, "NVFP4_GENCODE"),
+    ("kernels/hopper_gemm.cu", HOPPER_GENCODE, "NVFP4_HOPPER_GENCODE"),
+]
 
 
 def find_cuda():
@@ -105,12 +112,12 @@ class BuildExt(build_ext):
         build_ext.build_extensions(self)
 
     def compile_cuda(self, nvcc):
-        gencode = shlex.split(os.environ.get("NVFP4_GENCODE", "")) or DEFAULT_GENCODE
         extra = shlex.split(os.environ.get("NVFP4_NVCC_FLAGS", ""))
         out_dir = Path(self.build_temp) / "kernels"
         out_dir.mkdir(parents=True, exist_ok=True)
         objects = []
-        for src in CUDA_SOURCES:
+        for src, default_gencode, variable in CUDA_SOURCES:
+            gencode = shlex.split(os.environ.get(variable, "")) or default_gencode
             obj = out_dir / (Path(src).stem + ".o")
             cmd = [nvcc, "-c", src, "-o", str(obj), "-std=c++17", "-O3", "--threads", "4",
                    "-Xcompiler", "-fPIC,-fvisibility=hidden",

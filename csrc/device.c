@@ -8,6 +8,9 @@
  * sees it rewritten; with RING_SLOTS slots the host waits only when it runs that many calls ahead.
  * A graph capture cannot use the ring (a replay would read whatever the slot holds by then), so a
  * captured call gets buffers of its own that live as long as the module.
+ *
+ * Kernel family: the Hopper kernel (sm_90a machine code only) on devices of compute capability 9.0,
+ * the portable one everywhere else or when the module forces it; a device's capability is asked once.
  */
 #include "device.h"
 
@@ -15,11 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "portable_gemm.h"
+#include "launchers.h"
 
-nvfp4_tile_shape nvfp4_cuda_tile(void) { return (nvfp4_tile_shape){NVFP4_PORTABLE_TILE_M, NVFP4_PORTABLE_TILE_N}; }
+nvfp4_tile_shape nvfp4_cuda_tile(void) { return (nvfp4_tile_shape){NVFP4_TILE_M, NVFP4_TILE_N}; }
 
-int32_t nvfp4_cuda_inline_capacity(void) { return NVFP4_PORTABLE_INLINE_CAPACITY; }
+int32_t nvfp4_cuda_inline_capacity(void) { return NVFP4_INLINE_CAPACITY; }
 
 #define RING_SLOTS 16
 
@@ -49,6 +52,8 @@ typedef struct captured_table {
 
 struct nvfp4_cuda {
     table_ring rings[MAX_DEVICES];
+    int capability[MAX_DEVICES]; /* major * 10 + minor; 0 until first asked */
+    int force_portable;
     captured_table *captured;
     nvfp4_cuda_stats stats;
 };
@@ -69,6 +74,8 @@ const int nvfp4_built_with_cuda = 1;
 nvfp4_cuda *nvfp4_cuda_create(void) { return calloc(1, sizeof(nvfp4_cuda)); }
 
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
+
+void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { cuda->force_portable = force; }
 
 /* Best effort at interpreter exit: the driver may already be shutting down, so errors are ignored. */
 void nvfp4_cuda_destroy(nvfp4_cuda *cuda) {
@@ -163,9 +170,31 @@ fail:
     return -1;
 }
 
+/* The kernel family for the current device (already made current by the caller). */
+static int pick_launcher(nvfp4_cuda *cuda, int32_t device, nvfp4_launch_fn *launch, char *message,
+                         size_t message_size) {
+    if (!cuda->capability[device]) {
+        int major = 0, minor = 0;
+        CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+        CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+        cuda->capability[device] = major * 10 + minor;
+    }
+    if (cuda->capability[device] == 90 && !cuda->force_portable) {
+        *launch = nvfp4_hopper_launch;
+        cuda->stats.hopper_launches++;
+    } else {
+        *launch = nvfp4_portable_launch;
+        cuda->stats.portable_launches++;
+    }
+    return 0;
+fail:
+    return -1;
+}
+
 /* The large-table path: copy the table to the device on the stream, then launch. */
-static int run_through_device_memory(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
-                                     cudaStream_t stream, char *message, size_t message_size) {
+static int run_through_device_memory(nvfp4_cuda *cuda, nvfp4_launch_fn launch, const nvfp4_group_entry *entries,
+                                     const nvfp4_plan *plan, cudaStream_t stream, char *message,
+                                     size_t message_size) {
     const size_t bytes = sizeof(nvfp4_group_entry) * (size_t)plan->num_entries;
     enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     table_ring *ring = &cuda->rings[plan->device_index];
@@ -196,7 +225,7 @@ static int run_through_device_memory(nvfp4_cuda *cuda, const nvfp4_group_entry *
     }
     memcpy(host, entries, bytes);
     CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK((cudaError_t)nvfp4_portable_launch(NULL, device, plan->num_entries, plan->total_tiles, stream));
+    CUDA_CHECK((cudaError_t)launch(NULL, device, plan->num_entries, plan->total_tiles, stream));
     if (done) {
         CUDA_CHECK(cudaEventRecord(done, stream));
         ring->in_use[slot] = 1;
@@ -214,23 +243,33 @@ int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvf
                  plan->device_index, MAX_DEVICES);
         return -1;
     }
+    nvfp4_launch_fn launch;
     if (enter_device(plan->device_index, &previous, message, message_size)) return -1;
+    if (pick_launcher(cuda, plan->device_index, &launch, message, message_size)) goto fail;
     if (plan->num_entries <= nvfp4_cuda_inline_capacity()) {
         cuda->stats.inline_launches++;
-        CUDA_CHECK((cudaError_t)nvfp4_portable_launch(entries, NULL, plan->num_entries, plan->total_tiles, (void *)stream));
+        CUDA_CHECK((cudaError_t)launch(entries, NULL, plan->num_entries, plan->total_tiles, (void *)stream));
         status = 0;
     } else {
-        status = run_through_device_memory(cuda, entries, plan, (cudaStream_t)stream, message, message_size);
+        status = run_through_device_memory(cuda, launch, entries, plan, (cudaStream_t)stream, message, message_size);
     }
 fail:
     return leave_device(plan->device_index, previous, status, message, message_size);
 }
 
-int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
-                                uintptr_t stream, char *message, size_t message_size) {
+int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
+                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
+                                size_t message_size) {
     int previous = 0, status = -1;
+    nvfp4_launch_fn launch;
+    if (device < 0 || device >= MAX_DEVICES) {
+        snprintf(message, message_size, "device cuda:%d is beyond the %d devices this build supports", device,
+                 MAX_DEVICES);
+        return -1;
+    }
     if (enter_device(device, &previous, message, message_size)) return -1;
-    CUDA_CHECK((cudaError_t)nvfp4_portable_launch(NULL, device_table, num_entries, total_tiles, (void *)stream));
+    if (pick_launcher(cuda, device, &launch, message, message_size)) goto fail;
+    CUDA_CHECK((cudaError_t)launch(NULL, device_table, num_entries, total_tiles, (void *)stream));
     status = 0;
 fail:
     return leave_device(device, previous, status, message, message_size);
@@ -272,6 +311,8 @@ void nvfp4_cuda_destroy(nvfp4_cuda *cuda) { free(cuda); }
 
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
 
+void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { (void)cuda, (void)force; }
+
 int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
                    char *message, size_t message_size) {
     (void)cuda, (void)entries, (void)plan, (void)stream;
@@ -279,9 +320,10 @@ int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvf
     return -1;
 }
 
-int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
-                                uintptr_t stream, char *message, size_t message_size) {
-    (void)device_table, (void)num_entries, (void)total_tiles, (void)device, (void)stream;
+int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
+                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
+                                size_t message_size) {
+    (void)cuda, (void)device_table, (void)num_entries, (void)total_tiles, (void)device, (void)stream;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

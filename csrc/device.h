@@ -19,6 +19,8 @@ typedef struct nvfp4_cuda_stats {
     uint64_t ring_launches;      /* table copied through the pinned ring */
     uint64_t ring_waits;         /* ring slots that were still in use and had to be waited for */
     uint64_t captured_tables;    /* tables given their own buffers because a graph capture holds them */
+    uint64_t hopper_launches;    /* launches of the sm_90a kernel */
+    uint64_t portable_launches;  /* launches of the portable kernel */
 } nvfp4_cuda_stats;
 
 typedef struct nvfp4_device_info {
@@ -39,6 +41,9 @@ nvfp4_cuda *nvfp4_cuda_create(void);
 void nvfp4_cuda_destroy(nvfp4_cuda *cuda);
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 
+/* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
+void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force);
+
 /* Enqueues the planned launch on `stream` of device plan->device_index. Returns 0, or -1 with the
  * CUDA error written to message. */
 int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
@@ -46,8 +51,9 @@ int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvf
 
 /* Launches the kernel on a group table that already lives in device memory (the benchmark's model
  * of a Python submission that builds its metadata with torch each call). */
-int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
-                                uintptr_t stream, char *message, size_t message_size);
+int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
+                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
+                                size_t message_size);
 
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size);
 

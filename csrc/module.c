@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "device.h"
@@ -322,7 +323,7 @@ static PyObject *launch_device_table(PyObject *module, PyObject *const *args, Py
     }
     if (total_tiles > 0) {
         if (current_stream(st, table.device_index, &stream)) return NULL;
-        if (nvfp4_cuda_run_device_table((const void *)table.data, num_entries, total_tiles, table.device_index, stream,
+        if (nvfp4_cuda_run_device_table(st->cuda, (const void *)table.data, num_entries, total_tiles, table.device_index, stream,
                                         message, sizeof message)) {
             PyErr_SetString(PyExc_RuntimeError, message);
             return NULL;
@@ -334,9 +335,31 @@ static PyObject *launch_device_table(PyObject *module, PyObject *const *args, Py
 static PyObject *stats(PyObject *module, PyObject *unused) {
     (void)unused;
     nvfp4_cuda_stats s = nvfp4_cuda_get_stats(get_state(module)->cuda);
-    return Py_BuildValue("{sKsKsKsK}", "inline_launches", (unsigned long long)s.inline_launches, "ring_launches",
-                         (unsigned long long)s.ring_launches, "ring_waits", (unsigned long long)s.ring_waits,
-                         "captured_tables", (unsigned long long)s.captured_tables);
+    return Py_BuildValue("{sKsKsKsKsKsK}", "inline_launches", (unsigned long long)s.inline_launches,
+                         "ring_launches", (unsigned long long)s.ring_launches, "ring_waits",
+                         (unsigned long long)s.ring_waits, "captured_tables", (unsigned long long)s.captured_tables,
+                         "hopper_launches", (unsigned long long)s.hopper_launches, "portable_launches",
+                         (unsigned long long)s.portable_launches);
+}
+
+/* "auto" (the Hopper kernel on compute capability 9.0, else the portable one) or "portable" (everywhere). */
+static int set_kernel_choice(module_state *st, const char *choice) {
+    if (strcmp(choice, "auto") != 0 && strcmp(choice, "portable") != 0) {
+        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\" or \"portable\", got \"%.50s\"", choice);
+        return -1;
+    }
+    nvfp4_cuda_force_portable(st->cuda, strcmp(choice, "portable") == 0);
+    return 0;
+}
+
+static PyObject *set_kernel(PyObject *module, PyObject *choice) {
+    const char *text = PyUnicode_Check(choice) ? PyUnicode_AsUTF8(choice) : NULL;
+    if (!text) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "_set_kernel: expected a str, got %.100s", Py_TYPE(choice)->tp_name);
+        return NULL;
+    }
+    if (set_kernel_choice(get_state(module), text)) return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyObject *device_info(PyObject *module, PyObject *index) {
@@ -371,7 +394,9 @@ static PyMethodDef module_methods[] = {
     {"_launch_device_table", (PyCFunction)(void (*)(void))launch_device_table, METH_FASTCALL,
      "_launch_device_table(table, num_entries, total_tiles): launch on a group table already in device memory "
      "(no validation of its contents; for the benchmark)."},
-    {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path."},
+    {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path and kernel family."},
+    {"_set_kernel", set_kernel, METH_O,
+     "_set_kernel(\"auto\" | \"portable\"): which kernel family runs from now on (NVFP4_KERNEL sets it at import)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -382,6 +407,8 @@ static int module_exec(PyObject *module) {
         PyErr_NoMemory();
         return -1;
     }
+    const char *choice = getenv("NVFP4_KERNEL");
+    if (choice && *choice && set_kernel_choice(st, choice)) return -1;
     nvfp4_tile_shape tile = nvfp4_cuda_tile();
     if (PyModule_AddIntConstant(module, "TILE_M", tile.m) || PyModule_AddIntConstant(module, "TILE_N", tile.n) ||
         PyModule_AddIntConstant(module, "INLINE_CAPACITY", nvfp4_cuda_inline_capacity()) ||

@@ -1,9 +1,9 @@
 // portable_gemm.cu: the portable NVFP4 grouped GEMM (sm_80 and newer), c = (a*sfa) @ (b*sfb)^T.
 //
 // One CTA computes one 64 x 128 output tile (TILE_M rows of a, TILE_N rows of b) of one batch slice of
-// one group; the launch has one CTA per tile of all non-empty groups, and a CTA finds its group by a
-// binary search over the tile_start of the group table. Consecutive CTAs walk M first, so the CTAs
-// that share a tile of b (the wide weight operand) run together and read it from L2.
+// one group; the launch has one CTA per tile of all non-empty groups, and a CTA finds its tile with
+// locate_tile (grouped_launch.cuh): consecutive CTAs walk M first, so the CTAs that share a tile of b
+// (the wide weight operand) run together and read it from L2.
 //
 // Per 64-wide K step, each of the 128 threads:
 //   - loads 16 packed bytes (32 e2m1 values) of one row of a and two rows of b, with their scales,
@@ -19,42 +19,21 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "grouped_launch.cuh"
+#include "launchers.h"
 #include "nvfp4.cuh"
-#include "portable_gemm.h"
 
 namespace {
 
-constexpr int TILE_M = NVFP4_PORTABLE_TILE_M;
-constexpr int TILE_N = NVFP4_PORTABLE_TILE_N;
+constexpr int TILE_M = NVFP4_TILE_M;
+constexpr int TILE_N = NVFP4_TILE_N;
 constexpr int TILE_K = 64;                   // one 64-K block: 4 scales per row
 constexpr int THREADS = 128;
 constexpr int WARP_M = 32, WARP_N = 64;      // 2 x 2 warps
 constexpr int SMEM_STRIDE = TILE_K + 8;      // halves per shared row; +16 bytes breaks bank conflicts
-constexpr int SMALL_CAPACITY = 8;            // groups inline in a ~1 KB parameter block
-constexpr int LARGE_CAPACITY = NVFP4_PORTABLE_INLINE_CAPACITY;
 constexpr int BYTES_PER_THREAD_ROW = 16;     // 32 e2m1 values: half of a 64-K row
 
 static_assert(TILE_M * 2 == THREADS && TILE_N * 2 == 2 * THREADS, "two threads per row, one row of a and two of b");
-
-template <int CAPACITY>
-struct portable_params {
-    const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
-    int32_t num_entries;
-    int32_t total_tiles;
-    nvfp4_group_entry entries[CAPACITY];
-};
-static_assert(sizeof(portable_params<LARGE_CAPACITY>) <= 4096, "the by-value table must fit the 4 KB parameter space");
-
-// Last entry whose tile_start <= tile (entries are non-empty and sorted by tile_start).
-__device__ int find_group(const nvfp4_group_entry *entries, int num_entries, int tile) {
-    int lo = 0, hi = num_entries - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (entries[mid].tile_start <= tile) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
 
 // Registers holding one thread's share of one K step of one row: 16 packed bytes, 2 scales.
 struct row_chunk {
@@ -125,21 +104,13 @@ __device__ __forceinline__ void store_pair(uint8_t *c_row, int col, int n, float
 }
 
 template <int CAPACITY>
-__global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_constant__ portable_params<CAPACITY> params) {
+__global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_constant__ grouped_params<CAPACITY> params) {
     __shared__ __align__(16) __half a_tile[TILE_M * SMEM_STRIDE];
     __shared__ __align__(16) __half b_tile[TILE_N * SMEM_STRIDE];
 
-    const nvfp4_group_entry *table = params.device_table ? params.device_table : params.entries;
-    const int tile = blockIdx.x;
-    const nvfp4_group_entry &g = table[find_group(table, params.num_entries, tile)];
-
-    const int tiles_m = (g.m + TILE_M - 1) / TILE_M;
-    const int tiles_n = (g.n + TILE_N - 1) / TILE_N;
-    const int local = tile - g.tile_start;
-    const int slice = local / (tiles_m * tiles_n);
-    const int in_slice = local - slice * tiles_m * tiles_n;
-    const int m0 = (in_slice % tiles_m) * TILE_M;
-    const int n0 = (in_slice / tiles_m) * TILE_N;
+    const tile_coords where = locate_tile(params, blockIdx.x);
+    const nvfp4_group_entry &g = *where.group;
+    const int slice = where.slice, m0 = where.m0, n0 = where.n0;
     const int m = g.m, n = g.n, kblocks = g.k / TILE_K;
 
     const uint8_t *a = g.a + slice * g.a_batch_stride;
@@ -213,26 +184,14 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
 }
 
 template <int CAPACITY>
-cudaError_t launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table, int32_t num_entries,
-                   int32_t total_tiles, cudaStream_t stream) {
-    portable_params<CAPACITY> params;
-    params.device_table = device_table;
-    params.num_entries = num_entries;
-    params.total_tiles = total_tiles;
-    if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
-    portable_gemm_kernel<CAPACITY><<<total_tiles, THREADS, 0, stream>>>(params);
-    return cudaGetLastError();
-}
+struct portable_family {
+    static constexpr auto kernel = portable_gemm_kernel<CAPACITY>;
+    static constexpr int threads = THREADS;
+};
 
 }  // namespace
 
 extern "C" int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                                     int32_t num_entries, int32_t total_tiles, void *stream_handle) {
-    cudaStream_t stream = static_cast<cudaStream_t>(stream_handle);
-    if (device_table) return launch<1>(nullptr, device_table, num_entries, total_tiles, stream);
-    if (num_entries <= SMALL_CAPACITY)
-        return launch<SMALL_CAPACITY>(host_entries, nullptr, num_entries, total_tiles, stream);
-    if (num_entries <= LARGE_CAPACITY)
-        return launch<LARGE_CAPACITY>(host_entries, nullptr, num_entries, total_tiles, stream);
-    return cudaErrorInvalidValue;
+                                     int32_t num_entries, int32_t total_tiles, void *stream) {
+    return launch_grouped<portable_family>(host_entries, device_table, num_entries, total_tiles, stream);
 }

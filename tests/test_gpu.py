@@ -24,6 +24,15 @@ pytestmark = [
 ]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+
+@pytest.fixture(autouse=True, params=["auto", "portable"])
+def kernel(request):
+    """Every test runs on both families: "auto" is the Hopper kernel on an H100/H200, "portable" forces the other."""
+    _C._set_kernel(request.param)
+    yield request.param
+    _C._set_kernel("auto")
 
 # NOTES section 5: (M list, N list, K list) of the leaderboard's test specs.
 LEADERBOARD_TESTS = [
@@ -215,13 +224,13 @@ def test_refcounts_unchanged_after_many_calls():
     assert [sys.getrefcount(o) for o in objects] == before
 
 
-def run_python(code, env=None):
-    env = {**os.environ, **(env or {}), "PYTHONPATH": os.path.join(ROOT, "python")}
+def run_python(code, kernel, env=None):
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.path.join(ROOT, "python"), "NVFP4_KERNEL": kernel}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
                           timeout=300)
 
 
-def test_cuda_error_surfaces_as_runtime_error():
+def test_cuda_error_surfaces_as_runtime_error(kernel):
     """After a device-side fault the context is broken: the next call must raise CUDA's error, not pass."""
     result = run_python("""
         import torch
@@ -240,11 +249,11 @@ def test_cuda_error_surfaces_as_runtime_error():
             custom_kernel(data)
         except RuntimeError as e:
             print("RAISED", e)
-    """)
+    """, kernel)
     assert "RAISED CUDA error in" in result.stdout, result.stdout + result.stderr
 
 
-def test_ptx_jit_path():
+def test_ptx_jit_path(kernel):
     """The compute_80 PTX (what a GPU newer than the built machine code runs) gives the same results.
 
     CUDA_FORCE_PTX_JIT=1 makes the driver ignore machine code everywhere, and torch ships none of its
@@ -266,7 +275,7 @@ def test_ptx_jit_path():
         out = custom_kernel((abc, host[1], sfr, host[3]))
         results = [o.cpu() for o in out]
         print("OK" if all(check_close(o, r)[0] for o, r in zip(results, ref_kernel(host))) else "MISMATCH")
-    """, env={"CUDA_FORCE_PTX_JIT": "1"})
+    """, "portable", env={"CUDA_FORCE_PTX_JIT": "1"})  # the Hopper kernel ships no PTX by design
     assert result.stdout.strip().endswith("OK"), result.stdout + result.stderr
 
 
@@ -277,6 +286,15 @@ def test_runs_on_tensor_device_not_current_device():
     with torch.cuda.device(0):
         run_checked(data)
         assert torch.cuda.current_device() == 0
+
+
+def test_kernel_family_by_compute_capability(kernel):
+    data = generate_input([64], [128], [128], seed=12)
+    before = _C._stats()
+    custom_kernel(data)
+    after = _C._stats()
+    family = "hopper_launches" if HOPPER and kernel == "auto" else "portable_launches"
+    assert after[family] == before[family] + 1
 
 
 def test_device_info():
