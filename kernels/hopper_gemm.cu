@@ -12,9 +12,9 @@
 //     all 256 threads decode the next step's 64 x 64 token tile into the other shared-memory buffer
 //     (one thread per token row and scale group), then a barrier publishes it to the tensor cores.
 // K is permuted inside each 64-K block so that a thread reads contiguous bytes: lane t of a quad reads
-// original k in [16t, 16t + 16) (one scale group) of its rows; byte b of those 8 bytes (original
-// k = 16t + 2b, +1) fills fragment slots 2t, 2t+1 (b even) or 2t+8, 2t+9 (b odd) of k16 step b / 2. The
-// token decode writes original k to the same wgmma k index, so every dot product is unchanged.
+// original k in [16t, 16t + 16) (one scale group) of its rows and decodes them into 8 half2 pairs
+// (dequant_e2m1x8_paired); pair p fills fragment slots 2t, 2t+1 (p even) or 2t+8, 2t+9 (p odd) of k16
+// step p / 2. The token decode puts pair p at the same wgmma k index, so every dot product is unchanged.
 // Decoded values carry 2^-7 each (nvfp4.cuh); the epilogue multiplies by 2^14, rounds to fp16 and writes
 // c transposed from the accumulators (weight row = column of c), only inside M x N.
 #include <cuda_runtime.h>
@@ -60,38 +60,36 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[ACCUMULATORS], const 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(1));
 }
 
-// One row's share of one 64-K step: 8 packed bytes (16 e2m1 values, one scale group) and that scale.
+// One row's share of one 64-K step: 8 packed bytes (16 e2m1 values, one scale group) and that scale
+// (0 for rows past the end, which turns their decoded values into zeros without reading memory).
 struct row_part {
     uint2 packed;
     uint32_t scale;
-    bool valid;
 };
 
 __device__ __forceinline__ row_part load_row_part(const uint8_t *rows, int32_t row_stride, const uint8_t *sf,
                                                   int32_t sf_rowblock_stride, int32_t sf_kblock_stride, int row,
                                                   int num_rows, int kblock, int group) {
-    row_part part{make_uint2(0, 0), 0, row < num_rows};
-    if (part.valid) {
+    row_part part{make_uint2(0, 0), 0};
+    if (row < num_rows) {
         part.packed = *reinterpret_cast<const uint2 *>(rows + (int64_t)row * row_stride + kblock * (TILE_K / 2) + 8 * group);
         part.scale = sf[sf_offset(row, kblock, sf_rowblock_stride, sf_kblock_stride) + group];
     }
     return part;
 }
 
-// The 8 half2 of a row part, byte b of the packed bytes as element b; zeros for rows past the end.
+// The 8 half2 pairs of a row part (dequant_e2m1x8_paired's pairing). Weights and tokens both go through
+// here, so pair p holds the same original k on both sides.
 __device__ __forceinline__ void decode_row_part(const row_part &part, uint32_t (&pairs)[8]) {
     const __half2 scale = __half2half2(e4m3_to_scaled_half(part.scale));
-#pragma unroll
-    for (int b = 0; b < 8; b++) {
-        const uint32_t word = b < 4 ? part.packed.x : part.packed.y;
-        uint32_t bits = e2m1x2_to_half2_bits((word >> (8 * (b % 4))) & 0xFFu);
-        __half2 value = __hmul2(*reinterpret_cast<__half2 *>(&bits), scale);
-        pairs[b] = part.valid ? *reinterpret_cast<uint32_t *>(&value) : 0u;
-    }
+    uint32_t (&first)[4] = *reinterpret_cast<uint32_t(*)[4]>(&pairs[0]);
+    uint32_t (&second)[4] = *reinterpret_cast<uint32_t(*)[4]>(&pairs[4]);
+    dequant_e2m1x8_paired(part.packed.x, scale, first);
+    dequant_e2m1x8_paired(part.packed.y, scale, second);
 }
 
 template <int CAPACITY>
-__global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_constant__ grouped_params<CAPACITY> params) {
+__global__ void __launch_bounds__(THREADS, 2) hopper_gemm_kernel(const __grid_constant__ grouped_params<CAPACITY> params) {
     __shared__ __align__(1024) __half token_tiles[2][TOKEN_TILE_HALVES];
 
     const tile_coords where = locate_tile(params, blockIdx.x);
@@ -130,8 +128,8 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
             frag[ks][3] = hi[2 * ks + 1];
         }
     };
-    // Byte b of a token row part goes to k16 step b / 2, slots 2t (+8 if b is odd): 16-byte chunk b of the
-    // 128-byte row, stored at chunk b ^ (row % 8) by the 128-byte swizzle.
+    // Pair p of a token row part goes to k16 step p / 2, slots 2t (+8 if p is odd): 16-byte chunk p of the
+    // 128-byte row, stored at chunk p ^ (row % 8) by the 128-byte swizzle.
     auto store_tokens = [&](const row_part &part, __half *tile) {
         uint32_t pairs[8];
         decode_row_part(part, pairs);

@@ -37,22 +37,22 @@ __device__ __forceinline__ __half e4m3_to_scaled_half(uint32_t byte) {
     return __hmul(__ushort_as_half(bits), __ushort_as_half((unsigned short)0x7800u /* 2^15 */));
 }
 
-// Two e2m1 values (one packed byte: element 2i in bits 3..0, 2i+1 in bits 7..4) to a half2 holding
-// each value times 2^-14: the 3 magnitude bits land on fp16 bits 11..9 (exponent low bits and the
-// top mantissa bit), the sign on bit 15. Code 1 (0.5) becomes the fp16 subnormal 2^-15, still exact.
-__device__ __forceinline__ uint32_t e2m1x2_to_half2_bits(uint32_t byte) {
-    return ((byte & 0x7u) << 9) | ((byte & 0x8u) << 12) | ((byte & 0x70u) << 21) | ((byte & 0x80u) << 24);
-}
-
-// 8 e2m1 values (one 32-bit word, element 0 in the lowest nibble) times one scale, as 4 half2 in element
-// order, each value * scale * 2^-7; scaled_scale comes from e4m3_to_scaled_half.
-__device__ __forceinline__ uint4 dequant_e2m1x8(uint32_t packed, __half2 scaled_scale) {
-    uint32_t out[4];
+// 8 e2m1 values (one 32-bit word, element i in bits 4i..4i+3; the byte layout puts element 2j in the low
+// nibble of byte j) times one scale, as 4 half2 where half2 i holds (element i, element i + 4). Placing the
+// 3 magnitude bits of a nibble at fp16 bits 11..9 (exponent low bits and top mantissa bit) and its sign at
+// bit 15 gives value * 2^-14 exactly (code 1, 0.5, becomes the subnormal 2^-15); pairing element i with
+// element i + 4 lets one shift and mask place both halves at once: ~4 integer ops and one HMUL2 per pair.
+// The pairing permutes K inside each group of 8; kernels decode both operands with this same function,
+// so every dot product is unchanged. Values carry 2^-7 as above.
+__device__ __forceinline__ void dequant_e2m1x8_paired(uint32_t packed, __half2 scaled_scale, uint32_t (&out)[4]) {
+    const uint32_t magnitude = 0x0E000E00u, sign = 0x80008000u;
+    const uint32_t bits[4] = {((packed << 9) & magnitude) | ((packed << 12) & sign),
+                              ((packed << 5) & magnitude) | ((packed << 8) & sign),
+                              ((packed << 1) & magnitude) | ((packed << 4) & sign),
+                              ((packed >> 3) & magnitude) | (packed & sign)};
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        uint32_t bits = e2m1x2_to_half2_bits((packed >> (8 * i)) & 0xFFu);
-        __half2 value = __hmul2(*reinterpret_cast<__half2 *>(&bits), scaled_scale);
+        __half2 value = __hmul2(*reinterpret_cast<const __half2 *>(&bits[i]), scaled_scale);
         out[i] = *reinterpret_cast<uint32_t *>(&value);
     }
-    return make_uint4(out[0], out[1], out[2], out[3]);
 }

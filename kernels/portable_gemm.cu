@@ -58,7 +58,8 @@ __device__ __forceinline__ row_chunk load_row_chunk(const uint8_t *rows, int32_t
     return chunk;
 }
 
-// Decodes a chunk into 32 halves at dst (16-byte aligned); invalid rows become zeros.
+// Decodes a chunk into 32 halves at dst (16-byte aligned), K permuted inside each group of 8 the same way
+// for a and b (dequant_e2m1x8_paired); invalid rows become zeros.
 __device__ __forceinline__ void store_row_chunk(const row_chunk &chunk, __half *dst) {
     uint4 *out = reinterpret_cast<uint4 *>(dst);
     if (!chunk.valid) {
@@ -68,10 +69,13 @@ __device__ __forceinline__ void store_row_chunk(const row_chunk &chunk, __half *
     }
     const __half2 scale_lo = __half2half2(e4m3_to_scaled_half(chunk.scales & 0xFFu));
     const __half2 scale_hi = __half2half2(e4m3_to_scaled_half(chunk.scales >> 8));
-    out[0] = dequant_e2m1x8(chunk.packed.x, scale_lo);
-    out[1] = dequant_e2m1x8(chunk.packed.y, scale_lo);
-    out[2] = dequant_e2m1x8(chunk.packed.z, scale_hi);
-    out[3] = dequant_e2m1x8(chunk.packed.w, scale_hi);
+    const uint32_t words[4] = {chunk.packed.x, chunk.packed.y, chunk.packed.z, chunk.packed.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        uint32_t pairs[4];
+        dequant_e2m1x8_paired(words[i], i < 2 ? scale_lo : scale_hi, pairs);
+        out[i] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
+    }
 }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __half *p) {
