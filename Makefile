@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch
 PYTEST_ARGS ?=
 SANITIZER ?= compute-sanitizer
 
-.PHONY: test bench build deps memcheck clean
+.PHONY: test bench build deps memcheck sanitize clean
 
 deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
@@ -22,10 +22,16 @@ test: build
 bench: build
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
 
-# compute-sanitizer memcheck over a few shapes; fails unless the sanitizer reports 0 errors.
+# compute-sanitizer over a few shapes (tests/sanitizer_cases.py, both kernel families); each fails unless
+# the sanitizer reports 0 errors. `make sanitize` runs memcheck, racecheck and synccheck.
+SANITIZE = PYTORCH_NO_CUDA_MEMORY_CACHING=1 PYTHONPATH=python $(SANITIZER) --error-exitcode 9
+
 memcheck: build
-	PYTORCH_NO_CUDA_MEMORY_CACHING=1 PYTHONPATH=python $(SANITIZER) --tool memcheck --error-exitcode 9 \
-		$(PYTHON) tests/sanitizer_cases.py
+	$(SANITIZE) --tool memcheck $(PYTHON) tests/sanitizer_cases.py
+
+sanitize: memcheck
+	$(SANITIZE) --tool racecheck $(PYTHON) tests/sanitizer_cases.py
+	$(SANITIZE) --tool synccheck $(PYTHON) tests/sanitizer_cases.py
 
 clean:
 	rm -rf build python/nvfp4_group_gemm/_C*.so

@@ -1,4 +1,5 @@
-"""A few shapes for compute-sanitizer (make memcheck): edge tiles, empty groups, L = 2, the ring path.
+"""A few shapes for compute-sanitizer (make memcheck / sanitize): edge tiles, empty groups, L = 2, the ring path,
+on both kernel families.
 
 Run under the sanitizer, each call is checked against the reference as well; the sanitizer's own
 summary line ("ERROR SUMMARY: 0 errors") is what `make memcheck` looks for.
@@ -8,7 +9,7 @@ import sys
 
 import torch
 
-from nvfp4_group_gemm import custom_kernel
+from nvfp4_group_gemm import _C, custom_kernel
 from nvfp4_group_gemm.data import generate_input, poison_outputs
 from nvfp4_group_gemm.reference import check_close, ref_kernel
 
@@ -22,17 +23,19 @@ CASES = [
 
 def main():
     failures = 0
-    for i, case in enumerate(CASES):
-        data = generate_input(case["m"], case["n"], case["k"], l=case.get("l", 1), seed=i, full_range=True)
-        poison_outputs(data)
-        outputs = custom_kernel(data)
-        torch.cuda.synchronize()
-        for g, (out, ref) in enumerate(zip(outputs, ref_kernel(data))):
-            ok, message = check_close(out, ref)
-            if not ok:
-                failures += 1
-                print(f"case {i} group {g}: {message}")
-    print(f"sanitizer cases: {len(CASES)} run, {failures} wrong outputs")
+    for kernel in ("auto", "portable"):  # "auto" is the Hopper kernel on an H100/H200
+        _C._set_kernel(kernel)
+        for i, case in enumerate(CASES):
+            data = generate_input(case["m"], case["n"], case["k"], l=case.get("l", 1), seed=i, full_range=True)
+            poison_outputs(data)
+            outputs = custom_kernel(data)
+            torch.cuda.synchronize()
+            for g, (out, ref) in enumerate(zip(outputs, ref_kernel(data))):
+                ok, message = check_close(out, ref)
+                if not ok:
+                    failures += 1
+                    print(f"{kernel} kernel, case {i} group {g}: {message}")
+    print(f"sanitizer cases: {2 * len(CASES)} run, {failures} wrong outputs, launches {_C._stats()}")
     return 1 if failures else 0
 
 
