@@ -9,9 +9,8 @@
  * A graph capture cannot use the ring (a replay would read whatever the slot holds by then), so a
  * captured call gets buffers of its own that live as long as the module.
  *
- * Kernel: the Hopper kernel (sm_90a machine code only) on devices of compute capability 9.0, with tiles of
- * 64 or 128 tokens chosen per call; the portable one everywhere else or when the module forces it. A
- * device's capability is asked once.
+ * Kernel family: the Hopper kernel (sm_90a machine code only) on devices of compute capability 9.0,
+ * the portable one everywhere else or when the module forces it; a device's capability is asked once.
  */
 #include "device.h"
 
@@ -21,7 +20,7 @@
 
 #include "launchers.h"
 
-nvfp4_tile_shape nvfp4_cuda_tile(void) { return (nvfp4_tile_shape){NVFP4_PORTABLE_TILE_M, NVFP4_PORTABLE_TILE_N}; }
+nvfp4_tile_shape nvfp4_cuda_tile(void) { return (nvfp4_tile_shape){NVFP4_TILE_M, NVFP4_TILE_N}; }
 
 int32_t nvfp4_cuda_inline_capacity(void) { return NVFP4_INLINE_CAPACITY; }
 
@@ -54,7 +53,7 @@ typedef struct captured_table {
 struct nvfp4_cuda {
     table_ring rings[MAX_DEVICES];
     int capability[MAX_DEVICES]; /* major * 10 + minor; 0 until first asked */
-    nvfp4_kernel_choice choice;
+    int force_portable;
     captured_table *captured;
     nvfp4_cuda_stats stats;
 };
@@ -76,7 +75,7 @@ nvfp4_cuda *nvfp4_cuda_create(void) { return calloc(1, sizeof(nvfp4_cuda)); }
 
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
 
-void nvfp4_cuda_set_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice) { cuda->choice = choice; }
+void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { cuda->force_portable = force; }
 
 /* Best effort at interpreter exit: the driver may already be shutting down, so errors are ignored. */
 void nvfp4_cuda_destroy(nvfp4_cuda *cuda) {
@@ -171,42 +170,22 @@ fail:
     return -1;
 }
 
-/* Hopper tiles of 128 tokens decode each weight tile half as often per token as tiles of 64, and waste more
- * rows on groups that do not fill them: take them unless they pad the call's token rows by more than 25%. */
-static int wide_token_tiles_pay(const nvfp4_group_entry *entries, const nvfp4_plan *plan) {
-    int64_t rows64 = 0, rows128 = 0;
-    for (int32_t i = 0; i < plan->num_entries; i++) {
-        rows64 += (int64_t)((entries[i].m + 63) / 64) * 64 * entries[i].l;
-        rows128 += (int64_t)((entries[i].m + 127) / 128) * 128 * entries[i].l;
-    }
-    return 4 * rows128 <= 5 * rows64;
-}
-
-/* The kernel for this call on the current device (made current by the caller); re-counts the plan's tiles
- * for it when its tiles differ from the plan's. */
-static int choose_kernel(nvfp4_cuda *cuda, nvfp4_group_entry *entries, nvfp4_plan *plan, nvfp4_launch_fn *launch,
-                         char *message, size_t message_size) {
-    const int32_t device = plan->device_index;
-    nvfp4_tile_shape tile = {NVFP4_PORTABLE_TILE_M, NVFP4_PORTABLE_TILE_N};
+/* The kernel family for the current device (already made current by the caller). */
+static int pick_launcher(nvfp4_cuda *cuda, int32_t device, nvfp4_launch_fn *launch, char *message,
+                         size_t message_size) {
     if (!cuda->capability[device]) {
         int major = 0, minor = 0;
         CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
         CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
         cuda->capability[device] = major * 10 + minor;
     }
-    *launch = nvfp4_portable_launch;
-    if (cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE) {
-        const int wide = cuda->choice == NVFP4_KERNEL_HOPPER128 ||
-                         (cuda->choice == NVFP4_KERNEL_AUTO && wide_token_tiles_pay(entries, plan));
-        *launch = wide ? nvfp4_hopper128_launch : nvfp4_hopper64_launch;
-        tile = (nvfp4_tile_shape){wide ? 128 : 64, NVFP4_HOPPER_TILE_N};
+    if (cuda->capability[device] == 90 && !cuda->force_portable) {
+        *launch = nvfp4_hopper_launch;
+        cuda->stats.hopper_launches++;
+    } else {
+        *launch = nvfp4_portable_launch;
+        cuda->stats.portable_launches++;
     }
-    if ((tile.m != plan->tile.m || tile.n != plan->tile.n) && nvfp4_plan_retile(entries, plan, tile) != NVFP4_OK) {
-        snprintf(message, message_size, "the call needs more than 2^31 - 1 output tiles; split it into several calls");
-        return -1;
-    }
-    if (*launch == nvfp4_portable_launch) cuda->stats.portable_launches++;
-    else cuda->stats.hopper_launches++;
     return 0;
 fail:
     return -1;
@@ -256,7 +235,7 @@ fail:
     return -1;
 }
 
-int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, nvfp4_plan *plan, uintptr_t stream,
+int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
                    char *message, size_t message_size) {
     int previous = 0, status = -1;
     if (plan->device_index < 0 || plan->device_index >= MAX_DEVICES) {
@@ -266,7 +245,7 @@ int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, nvfp4_plan *pla
     }
     nvfp4_launch_fn launch;
     if (enter_device(plan->device_index, &previous, message, message_size)) return -1;
-    if (choose_kernel(cuda, entries, plan, &launch, message, message_size)) goto fail;
+    if (pick_launcher(cuda, plan->device_index, &launch, message, message_size)) goto fail;
     if (plan->num_entries <= nvfp4_cuda_inline_capacity()) {
         cuda->stats.inline_launches++;
         CUDA_CHECK((cudaError_t)launch(entries, NULL, plan->num_entries, plan->total_tiles, (void *)stream));
@@ -278,11 +257,19 @@ fail:
     return leave_device(plan->device_index, previous, status, message, message_size);
 }
 
-int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
-                                uintptr_t stream, char *message, size_t message_size) {
+int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
+                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
+                                size_t message_size) {
     int previous = 0, status = -1;
+    nvfp4_launch_fn launch;
+    if (device < 0 || device >= MAX_DEVICES) {
+        snprintf(message, message_size, "device cuda:%d is beyond the %d devices this build supports", device,
+                 MAX_DEVICES);
+        return -1;
+    }
     if (enter_device(device, &previous, message, message_size)) return -1;
-    CUDA_CHECK((cudaError_t)nvfp4_portable_launch(NULL, device_table, num_entries, total_tiles, (void *)stream));
+    if (pick_launcher(cuda, device, &launch, message, message_size)) goto fail;
+    CUDA_CHECK((cudaError_t)launch(NULL, device_table, num_entries, total_tiles, (void *)stream));
     status = 0;
 fail:
     return leave_device(device, previous, status, message, message_size);
@@ -324,18 +311,19 @@ void nvfp4_cuda_destroy(nvfp4_cuda *cuda) { free(cuda); }
 
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
 
-void nvfp4_cuda_set_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice) { (void)cuda, (void)choice; }
+void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { (void)cuda, (void)force; }
 
-int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, nvfp4_plan *plan, uintptr_t stream,
+int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
                    char *message, size_t message_size) {
     (void)cuda, (void)entries, (void)plan, (void)stream;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }
 
-int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
-                                uintptr_t stream, char *message, size_t message_size) {
-    (void)device_table, (void)num_entries, (void)total_tiles, (void)device, (void)stream;
+int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
+                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
+                                size_t message_size) {
+    (void)cuda, (void)device_table, (void)num_entries, (void)total_tiles, (void)device, (void)stream;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

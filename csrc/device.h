@@ -41,25 +41,19 @@ nvfp4_cuda *nvfp4_cuda_create(void);
 void nvfp4_cuda_destroy(nvfp4_cuda *cuda);
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 
-typedef enum nvfp4_kernel_choice {
-    NVFP4_KERNEL_AUTO = 0,       /* Hopper kernel on compute capability 9.0, token tiles chosen per call */
-    NVFP4_KERNEL_PORTABLE,       /* the portable kernel everywhere */
-    NVFP4_KERNEL_HOPPER64,       /* on compute capability 9.0: Hopper kernel, 64-token tiles */
-    NVFP4_KERNEL_HOPPER128,      /* on compute capability 9.0: Hopper kernel, 128-token tiles */
-} nvfp4_kernel_choice;
+/* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
+void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force);
 
-/* Which kernel runs from the next launch on (tests, comparisons); other devices always run the portable one. */
-void nvfp4_cuda_set_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice);
-
-/* Enqueues the planned launch on `stream` of device plan->device_index, re-counting the plan's tiles for
- * the kernel it picks. Returns 0, or -1 with the CUDA error written to message. */
-int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, nvfp4_plan *plan, uintptr_t stream,
+/* Enqueues the planned launch on `stream` of device plan->device_index. Returns 0, or -1 with the
+ * CUDA error written to message. */
+int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
                    char *message, size_t message_size);
 
-/* Launches the portable kernel on a group table that already lives in device memory, counted in its
- * tiles (the benchmark's model of a Python submission that builds its metadata with torch each call). */
-int nvfp4_cuda_run_device_table(const void *device_table, int32_t num_entries, int32_t total_tiles, int32_t device,
-                                uintptr_t stream, char *message, size_t message_size);
+/* Launches the kernel on a group table that already lives in device memory (the benchmark's model
+ * of a Python submission that builds its metadata with torch each call). */
+int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
+                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
+                                size_t message_size);
 
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size);
 

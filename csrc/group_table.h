@@ -40,11 +40,15 @@ typedef struct nvfp4_group_entry {
     int32_t tile_start;          /* first linear tile of this group in the launch */
 } nvfp4_group_entry;
 
+/* Output tile of one CTA, the same for every kernel family: NVFP4_TILE_M rows of a (tokens) by
+ * NVFP4_TILE_N rows of b (weights). The planner counts tiles with it. */
+#define NVFP4_TILE_M 64
+#define NVFP4_TILE_N 128
+
 /* Most groups whose table travels by value inside the kernel parameters (4 KB). */
 #define NVFP4_INLINE_CAPACITY 30
 
-/* Output tile of one CTA: m rows of a (tokens) by n rows of b (weights); each kernel family has its own
- * (kernels/launchers.h) and the planner counts tiles with it. */
+/* The tile shape as the planner takes it. */
 typedef struct nvfp4_tile_shape {
     int32_t m, n;
 } nvfp4_tile_shape;

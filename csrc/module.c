@@ -323,7 +323,7 @@ static PyObject *launch_device_table(PyObject *module, PyObject *const *args, Py
     }
     if (total_tiles > 0) {
         if (current_stream(st, table.device_index, &stream)) return NULL;
-        if (nvfp4_cuda_run_device_table((const void *)table.data, num_entries, total_tiles, table.device_index, stream,
+        if (nvfp4_cuda_run_device_table(st->cuda, (const void *)table.data, num_entries, total_tiles, table.device_index, stream,
                                         message, sizeof message)) {
             PyErr_SetString(PyExc_RuntimeError, message);
             return NULL;
@@ -342,18 +342,14 @@ static PyObject *stats(PyObject *module, PyObject *unused) {
                          (unsigned long long)s.portable_launches);
 }
 
-/* "auto", "portable", "hopper64" or "hopper128" (see nvfp4_kernel_choice). */
+/* "auto" (the Hopper kernel on compute capability 9.0, else the portable one) or "portable" (everywhere). */
 static int set_kernel_choice(module_state *st, const char *choice) {
-    static const char *const names[] = {"auto", "portable", "hopper64", "hopper128"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(choice, names[i]) == 0) {
-            nvfp4_cuda_set_kernel(st->cuda, (nvfp4_kernel_choice)i);
-            return 0;
-        }
+    if (strcmp(choice, "auto") != 0 && strcmp(choice, "portable") != 0) {
+        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\" or \"portable\", got \"%.50s\"", choice);
+        return -1;
     }
-    PyErr_Format(PyExc_ValueError,
-                 "kernel choice: expected \"auto\", \"portable\", \"hopper64\" or \"hopper128\", got \"%.50s\"", choice);
-    return -1;
+    nvfp4_cuda_force_portable(st->cuda, strcmp(choice, "portable") == 0);
+    return 0;
 }
 
 static PyObject *set_kernel(PyObject *module, PyObject *choice) {
@@ -400,8 +396,7 @@ static PyMethodDef module_methods[] = {
      "(no validation of its contents; for the benchmark)."},
     {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path and kernel family."},
     {"_set_kernel", set_kernel, METH_O,
-     "_set_kernel(\"auto\" | \"portable\" | \"hopper64\" | \"hopper128\"): which kernel runs from now on "
-     "(NVFP4_KERNEL sets it at import; the hopper choices apply to compute capability 9.0 only)."},
+     "_set_kernel(\"auto\" | \"portable\"): which kernel family runs from now on (NVFP4_KERNEL sets it at import)."},
     {NULL, NULL, 0, NULL},
 };
 

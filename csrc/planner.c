@@ -289,21 +289,5 @@ nvfp4_status nvfp4_planner_finish(nvfp4_planner *p, nvfp4_plan *plan, nvfp4_erro
     plan->num_entries = p->count;
     plan->total_tiles = (int32_t)p->tiles;
     plan->device_index = p->device_index;
-    plan->tile = p->tile;
-    return NVFP4_OK;
-}
-
-nvfp4_status nvfp4_plan_retile(nvfp4_group_entry *entries, nvfp4_plan *plan, nvfp4_tile_shape tile) {
-    int64_t tiles = 0;
-    for (int32_t i = 0; i < plan->num_entries; i++)
-        tiles += ceil_div(entries[i].m, tile.m) * ceil_div(entries[i].n, tile.n) * entries[i].l;
-    if (tiles > INT32_MAX) return NVFP4_VALUE_ERROR;
-    tiles = 0;
-    for (int32_t i = 0; i < plan->num_entries; i++) {
-        entries[i].tile_start = (int32_t)tiles;
-        tiles += ceil_div(entries[i].m, tile.m) * ceil_div(entries[i].n, tile.n) * entries[i].l;
-    }
-    plan->total_tiles = (int32_t)tiles;
-    plan->tile = tile;
     return NVFP4_OK;
 }

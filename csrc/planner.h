@@ -37,7 +37,6 @@ typedef struct nvfp4_plan {
     int32_t num_entries;         /* non-empty groups written to the table */
     int32_t total_tiles;         /* CTAs of a one-tile-per-CTA launch */
     int32_t device_index;        /* CUDA device that holds every tensor */
-    nvfp4_tile_shape tile;       /* the tiles that tile_start and total_tiles count */
 } nvfp4_plan;
 
 typedef struct nvfp4_planner {
@@ -59,10 +58,6 @@ typedef struct nvfp4_planner {
 void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_tile_shape tile, nvfp4_group_entry *entries);
 nvfp4_status nvfp4_planner_add(nvfp4_planner *planner, const nvfp4_group_input *group, nvfp4_error *error);
 nvfp4_status nvfp4_planner_finish(nvfp4_planner *planner, nvfp4_plan *plan, nvfp4_error *error);
-
-/* Recounts tile_start and total_tiles for another tile shape (a kernel family with other tiles). Returns
- * NVFP4_VALUE_ERROR, leaving the plan unchanged, if the count would pass 2^31 - 1. */
-nvfp4_status nvfp4_plan_retile(nvfp4_group_entry *entries, nvfp4_plan *plan, nvfp4_tile_shape tile);
 
 /* Blocks of the blocked scale layout that `rows` rows and `k` elements of K need (ceil(rows/128), ceil(k/64)). */
 int64_t nvfp4_scale_rowblocks(int64_t rows);

@@ -28,7 +28,7 @@ struct tile_coords {
     int slice, m0, n0;
 };
 
-template <int TILE_M, int TILE_N, int CAPACITY>
+template <int CAPACITY>
 __device__ __forceinline__ tile_coords locate_tile(const grouped_params<CAPACITY> &params, int tile) {
     const nvfp4_group_entry *table = params.device_table ? params.device_table : params.entries;
     int lo = 0, hi = params.num_entries - 1;  // last entry whose tile_start <= tile
@@ -38,12 +38,12 @@ __device__ __forceinline__ tile_coords locate_tile(const grouped_params<CAPACITY
         else hi = mid - 1;
     }
     const nvfp4_group_entry *g = &table[lo];
-    const int tiles_m = (g->m + TILE_M - 1) / TILE_M;
-    const int tiles_n = (g->n + TILE_N - 1) / TILE_N;
+    const int tiles_m = (g->m + NVFP4_TILE_M - 1) / NVFP4_TILE_M;
+    const int tiles_n = (g->n + NVFP4_TILE_N - 1) / NVFP4_TILE_N;
     const int local = tile - g->tile_start;
     const int slice = local / (tiles_m * tiles_n);
     const int in_slice = local - slice * tiles_m * tiles_n;
-    return tile_coords{g, slice, (in_slice % tiles_m) * TILE_M, (in_slice / tiles_m) * TILE_N};
+    return tile_coords{g, slice, (in_slice % tiles_m) * NVFP4_TILE_M, (in_slice / tiles_m) * NVFP4_TILE_N};
 }
 
 // Launches Family<CAPACITY>::kernel, one CTA per tile, with the table by value when it fits, else by pointer.

@@ -11,12 +11,7 @@
 extern "C" {
 #endif
 
-/* Output tiles (rows of a x rows of b) of the kernels below. */
-#define NVFP4_PORTABLE_TILE_M 64
-#define NVFP4_PORTABLE_TILE_N 128
-#define NVFP4_HOPPER_TILE_N 128  /* rows of a: 64 or 128, one launcher each */
-
-/* Each enqueues its kernel on stream (a cudaStream_t), one CTA per output tile of its shape. The
+/* Each enqueues its kernel on stream (a cudaStream_t), one CTA per NVFP4_TILE_M x NVFP4_TILE_N tile. The
  * table is either host_entries (num_entries <= NVFP4_INLINE_CAPACITY, copied into the parameters) or
  * device_table (device memory that must stay unchanged until the kernel has run). Returns the launch's
  * cudaError_t. */
@@ -27,12 +22,9 @@ typedef int (*nvfp4_launch_fn)(const nvfp4_group_entry *host_entries, const nvfp
 int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                           int32_t num_entries, int32_t total_tiles, void *stream);
 
-/* Hopper only (sm_90a: wgmma); the caller checks the device is compute capability 9.0. Tiles of 64 or
- * 128 rows of a (wgmma n = 64 or 128) by NVFP4_HOPPER_TILE_N rows of b. */
-int nvfp4_hopper64_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                          int32_t num_entries, int32_t total_tiles, void *stream);
-int nvfp4_hopper128_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                           int32_t num_entries, int32_t total_tiles, void *stream);
+/* Hopper only (sm_90a: wgmma); the caller checks the device is compute capability 9.0. */
+int nvfp4_hopper_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
+                        int32_t num_entries, int32_t total_tiles, void *stream);
 
 #ifdef __cplusplus
 }

@@ -25,8 +25,8 @@
 
 namespace {
 
-constexpr int TILE_M = NVFP4_PORTABLE_TILE_M;
-constexpr int TILE_N = NVFP4_PORTABLE_TILE_N;
+constexpr int TILE_M = NVFP4_TILE_M;
+constexpr int TILE_N = NVFP4_TILE_N;
 constexpr int TILE_K = 64;                   // one 64-K block: 4 scales per row
 constexpr int THREADS = 128;
 constexpr int WARP_M = 32, WARP_N = 64;      // 2 x 2 warps
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
     __shared__ __align__(16) __half a_tile[TILE_M * SMEM_STRIDE];
     __shared__ __align__(16) __half b_tile[TILE_N * SMEM_STRIDE];
 
-    const tile_coords where = locate_tile<TILE_M, TILE_N>(params, blockIdx.x);
+    const tile_coords where = locate_tile(params, blockIdx.x);
     const nvfp4_group_entry &g = *where.group;
     const int slice = where.slice, m0 = where.m0, n0 = where.n0;
     const int m = g.m, n = g.n, kblocks = g.k / TILE_K;

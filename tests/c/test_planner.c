@@ -248,20 +248,7 @@ static void test_too_many_tiles(void) {
     CHECK(plan(&g, 1, e, &p, &err) == NVFP4_VALUE_ERROR && strstr(err.message, "output tiles"));
 }
 
-static void test_retile(void) {
-    nvfp4_group_input g[3] = {make_group(129, 300, 128, 2, 0x10000000), make_group(0, 8, 64, 1, 0x20000000),
-                              make_group(64, 128, 64, 1, 0x30000000)};
-    nvfp4_group_entry e[3];
-    nvfp4_plan p;
-    nvfp4_error err;
-    CHECK(plan(g, 3, e, &p, &err) == NVFP4_OK && p.tile.m == 64 && p.tile.n == 128);
-    CHECK(nvfp4_plan_retile(e, &p, (nvfp4_tile_shape){128, 128}) == NVFP4_OK);
-    CHECK(p.tile.m == 128 && e[0].tile_start == 0 && e[1].tile_start == 2 * 3 * 2 && p.total_tiles == 2 * 3 * 2 + 1);
-    CHECK(nvfp4_plan_retile(e, &p, tile) == NVFP4_OK && e[1].tile_start == 3 * 3 * 2 && p.total_tiles == 19);
-}
-
 int main(void) {
-    test_retile();
     test_single_group_entry();
     test_tiles_and_empty_groups();
     test_all_groups_empty();
