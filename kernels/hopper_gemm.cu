@@ -6,11 +6,8 @@
 // side, decoded into shared memory in the 128-byte-swizzled K-major layout the descriptor reads.
 //
 // The CTA is two warpgroups; warpgroup w owns weight rows n0 + 64w .. n0 + 64w + 63. Per 64-K step:
-//   - every thread copies its own packed bytes and scales (two weight rows and one token row, 8 bytes and
-//     4 scale bytes each) STAGES steps ahead into shared memory with cp.async, so HBM latency is hidden
-//     without registers; it reads back only what it copied, so no barrier guards these slots;
-//   - every thread decodes its weight fragments for the NEXT step while the wgmma of the current step runs
-//     asynchronously on registers decoded one step earlier;
+//   - every thread decodes its weight fragments for the NEXT step (two rows, 8 bytes and one scale each)
+//     while the wgmma of the current step runs asynchronously on registers decoded one step earlier;
 //   - once both warpgroups' wgmma of the previous step have finished reading it (wait_group 1 + barrier),
 //     all 256 threads decode the next step's 64 x 64 token tile into the other shared-memory buffer
 //     (one thread per token row and scale group), then a barrier publishes it to the tensor cores.
@@ -63,48 +60,22 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[ACCUMULATORS], const 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(1));
 }
 
-constexpr int STAGES = 3;  // 64-K steps of packed bytes in flight per thread (cp.async)
-
 // One row's share of one 64-K step: 8 packed bytes (16 e2m1 values, one scale group) and that scale
-// (0 for rows past the end, which turns their decoded values into zeros).
+// (0 for rows past the end, which turns their decoded values into zeros without reading memory).
 struct row_part {
     uint2 packed;
     uint32_t scale;
 };
 
-// The packed bytes and scales of one 64-K step, staged by cp.async; one slot per thread and field (so
-// a thread reads back only what it copied, and consecutive threads hit consecutive banks). A scale slot
-// holds the row's 4 scales; the thread uses one of them.
-struct staged_step {
-    uint2 weights[2][THREADS];
-    uint32_t weight_scales[2][THREADS];
-    uint2 tokens[THREADS];
-    uint32_t token_scales[THREADS];
-};
-
-// cp.async of BYTES (4 or 8) bytes; rows past the end copy nothing and zero-fill.
-template <int BYTES>
-__device__ __forceinline__ void copy_async(void *dst, const void *src, bool valid) {
-    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(address), "l"(src), "n"(BYTES),
-                 "r"(valid ? BYTES : 0)
-                 : "memory");
-}
-
-// Stages one row's 8 bytes and its 4 scales of step kblock.
-__device__ __forceinline__ void stage_row_part(uint2 *packed_slot, uint32_t *scale_slot, const uint8_t *rows,
-                                               int32_t row_stride, const uint8_t *sf, int32_t sf_rowblock_stride,
-                                               int32_t sf_kblock_stride, int row, int num_rows, int kblock,
-                                               int group) {
-    const bool valid = row < num_rows;
-    const uint8_t *packed = valid ? rows + (int64_t)row * row_stride + kblock * (TILE_K / 2) + 8 * group : rows;
-    const uint8_t *scales = valid ? sf + sf_offset(row, kblock, sf_rowblock_stride, sf_kblock_stride) : sf;
-    copy_async<8>(packed_slot, packed, valid);
-    copy_async<4>(scale_slot, scales, valid);
-}
-
-__device__ __forceinline__ row_part staged_part(uint2 packed, uint32_t scales, int group) {
-    return row_part{packed, (scales >> (8 * group)) & 0xFFu};
+__device__ __forceinline__ row_part load_row_part(const uint8_t *rows, int32_t row_stride, const uint8_t *sf,
+                                                  int32_t sf_rowblock_stride, int32_t sf_kblock_stride, int row,
+                                                  int num_rows, int kblock, int group) {
+    row_part part{make_uint2(0, 0), 0};
+    if (row < num_rows) {
+        part.packed = *reinterpret_cast<const uint2 *>(rows + (int64_t)row * row_stride + kblock * (TILE_K / 2) + 8 * group);
+        part.scale = sf[sf_offset(row, kblock, sf_rowblock_stride, sf_kblock_stride) + group];
+    }
+    return part;
 }
 
 // The 8 half2 pairs of a row part (dequant_e2m1x8_paired's pairing). Weights and tokens both go through
@@ -118,9 +89,8 @@ __device__ __forceinline__ void decode_row_part(const row_part &part, uint32_t (
 }
 
 template <int CAPACITY>
-__global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_constant__ grouped_params<CAPACITY> params) {
+__global__ void __launch_bounds__(THREADS, 2) hopper_gemm_kernel(const __grid_constant__ grouped_params<CAPACITY> params) {
     __shared__ __align__(1024) __half token_tiles[2][TOKEN_TILE_HALVES];
-    __shared__ staged_step stages[STAGES];
 
     const tile_coords where = locate_tile(params, blockIdx.x);
     const nvfp4_group_entry &g = *where.group;
@@ -135,25 +105,21 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
     const int weight_row = where.n0 + warpgroup * WG_ROWS + warp * 16 + quad_row;  // and weight_row + 8
     const int token_row = tid / 4, token_group = tid % 4;
 
-    auto stage_step = [&](int kblock) {
-        staged_step &stage = stages[kblock % STAGES];
+    auto load_weights = [&](int kblock, row_part (&parts)[2]) {
 #pragma unroll
         for (int h = 0; h < 2; h++)
-            stage_row_part(&stage.weights[h][tid], &stage.weight_scales[h][tid], b, g.b_row_stride, sfb,
-                           g.sfb_rowblock_stride, g.sfb_kblock_stride, weight_row + 8 * h, n, kblock, quad_lane);
-        stage_row_part(&stage.tokens[tid], &stage.token_scales[tid], a, g.a_row_stride, sfa, g.sfa_rowblock_stride,
-                       g.sfa_kblock_stride, where.m0 + token_row, m, kblock, token_group);
+            parts[h] = load_row_part(b, g.b_row_stride, sfb, g.sfb_rowblock_stride, g.sfb_kblock_stride,
+                                     weight_row + 8 * h, n, kblock, quad_lane);
     };
-    auto commit = [] { asm volatile("cp.async.commit_group;\n" ::: "memory"); };
-    // Step j is commit group j (see the prologue), so waiting for all but the STAGES - 1 newest groups
-    // lands the step about to be decoded.
-    auto wait_staged = [] { asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 1) : "memory"); };
+    auto load_tokens = [&](int kblock) {
+        return load_row_part(a, g.a_row_stride, sfa, g.sfa_rowblock_stride, g.sfa_kblock_stride,
+                             where.m0 + token_row, m, kblock, token_group);
+    };
     // A fragments of the four k16 steps: {row lo, slots 2t}, {row hi, 2t}, {row lo, 2t+8}, {row hi, 2t+8}.
-    auto decode_weights = [&](int kblock, uint32_t (&frag)[4][4]) {
-        const staged_step &stage = stages[kblock % STAGES];
+    auto decode_weights = [&](const row_part (&parts)[2], uint32_t (&frag)[4][4]) {
         uint32_t lo[8], hi[8];
-        decode_row_part(staged_part(stage.weights[0][tid], stage.weight_scales[0][tid], quad_lane), lo);
-        decode_row_part(staged_part(stage.weights[1][tid], stage.weight_scales[1][tid], quad_lane), hi);
+        decode_row_part(parts[0], lo);
+        decode_row_part(parts[1], hi);
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             frag[ks][0] = lo[2 * ks];
@@ -164,10 +130,9 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
     };
     // Pair p of a token row part goes to k16 step p / 2, slots 2t (+8 if p is odd): 16-byte chunk p of the
     // 128-byte row, stored at chunk p ^ (row % 8) by the 128-byte swizzle.
-    auto store_tokens = [&](int kblock, __half *tile) {
-        const staged_step &stage = stages[kblock % STAGES];
+    auto store_tokens = [&](const row_part &part, __half *tile) {
         uint32_t pairs[8];
-        decode_row_part(staged_part(stage.tokens[tid], stage.token_scales[tid], token_group), pairs);
+        decode_row_part(part, pairs);
         uint32_t *row = reinterpret_cast<uint32_t *>(tile + token_row * TILE_K);
 #pragma unroll
         for (int c = 0; c < 8; c++) row[((c ^ (token_row % 8)) * 8 + 2 * token_group) / 2] = pairs[c];
@@ -177,18 +142,16 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
 #pragma unroll
     for (int i = 0; i < ACCUMULATORS; i++) acc[i] = 0.0f;
     uint32_t frag_even[4][4], frag_odd[4][4];  // two named sets: register arrays need constant indices
+    row_part weight_parts[2];
 
-    // Prologue: steps 0 .. STAGES - 1 in flight (commit groups 0 .. STAGES - 1), decode step 0, and refill
-    // its stage with step STAGES (group STAGES): from here on, step j is always commit group j.
-    for (int kblock = 0; kblock < STAGES; kblock++) {
-        if (kblock < kblocks) stage_step(kblock);
-        commit();
+    load_weights(0, weight_parts);
+    row_part token_part = load_tokens(0);
+    decode_weights(weight_parts, frag_even);
+    store_tokens(token_part, token_tiles[0]);
+    if (kblocks > 1) {
+        load_weights(1, weight_parts);
+        token_part = load_tokens(1);
     }
-    wait_staged();
-    decode_weights(0, frag_even);
-    store_tokens(0, token_tiles[0]);
-    if (STAGES < kblocks) stage_step(STAGES);
-    commit();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
 
@@ -203,12 +166,13 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
         asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
         __syncthreads();
         if (kblock + 1 < kblocks) {
-            wait_staged();
-            decode_weights(kblock + 1, next_frag);
-            store_tokens(kblock + 1, next_tile);
+            decode_weights(weight_parts, next_frag);
+            store_tokens(token_part, next_tile);
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-            if (kblock + 1 + STAGES < kblocks) stage_step(kblock + 1 + STAGES);  // the stage just read
-            commit();
+            if (kblock + 2 < kblocks) {
+                load_weights(kblock + 2, weight_parts);
+                token_part = load_tokens(kblock + 2);
+            }
         }
         __syncthreads();
     };
