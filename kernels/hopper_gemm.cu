@@ -315,17 +315,23 @@ __device__ void run_copier(const grouped_params<CAPACITY> &params, shared_storag
             const int stage_kblocks = min(STAGE_KBLOCKS, kblocks - kb0);
             const int row_bytes = stage_kblocks * KBLOCK_BYTES;
             barrier_wait(&shared.stage_empty[stage.index], stage.parity ^ 1);
-            // Consecutive lanes copy consecutive 16-byte pieces of a row: 4 rows of 128 bytes per instruction.
-            const int pieces = row_bytes / 16;
-            for (int i = lane; i < weight_rows * pieces; i += 32) {
-                const int r = i / pieces, piece = i % pieces;
-                copy_16(buffers.weights + r * ROW_PITCH + piece * 16,
-                        b + (int64_t)(u.n0 + r) * g.b_row_stride + kb0 * KBLOCK_BYTES + piece * 16);
+            // Lane l copies 16-byte piece l % pieces of rows l / pieces, l / pieces + 32 / pieces, ...: pointer
+            // steps only (this one warp feeds the whole CTA, so its address arithmetic is on the critical path).
+            const int pieces = row_bytes / 16, rows_per_pass = 32 / pieces;  // pieces: 2 or 4, a power of 2
+            const int lane_row = lane / pieces, piece_offset = (lane % pieces) * 16;
+            {
+                const uint8_t *src = b + (int64_t)(u.n0 + lane_row) * g.b_row_stride + kb0 * KBLOCK_BYTES + piece_offset;
+                uint8_t *dst = buffers.weights + lane_row * ROW_PITCH + piece_offset;
+                const int64_t src_step = (int64_t)rows_per_pass * g.b_row_stride;
+                for (int r = lane_row; r < weight_rows; r += rows_per_pass, src += src_step, dst += rows_per_pass * ROW_PITCH)
+                    copy_16(dst, src);
             }
-            for (int i = lane; i < u.rows * pieces; i += 32) {
-                const int r = i / pieces, piece = i % pieces;
-                copy_16(buffers.tokens + r * ROW_PITCH + piece * 16,
-                        a + (int64_t)(u.m0 + r) * g.a_row_stride + kb0 * KBLOCK_BYTES + piece * 16);
+            {
+                const uint8_t *src = a + (int64_t)(u.m0 + lane_row) * g.a_row_stride + kb0 * KBLOCK_BYTES + piece_offset;
+                uint8_t *dst = buffers.tokens + lane_row * ROW_PITCH + piece_offset;
+                const int64_t src_step = (int64_t)rows_per_pass * g.a_row_stride;
+                for (int r = lane_row; r < u.rows; r += rows_per_pass, src += src_step, dst += rows_per_pass * ROW_PITCH)
+                    copy_16(dst, src);
             }
             constexpr int ATOM_PIECES = NVFP4_SF_ATOM_BYTES / 16;
             for (int i = lane; i < stage_kblocks * (1 + token_rowblocks) * ATOM_PIECES; i += 32) {
