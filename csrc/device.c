@@ -10,7 +10,9 @@
  * captured call gets buffers of its own that live as long as the module.
  *
  * Kernel family: the Hopper kernel (sm_90a machine code only) on devices of compute capability 9.0,
- * the portable one everywhere else or when the module forces it; a device's capability is asked once.
+ * the portable one everywhere else or when the module forces it; a device's capability and SM count are
+ * asked once. The Hopper kernel's units and token tile come from the planner's schedule
+ * (nvfp4_schedule_units), which rewrites the table's tile_start before the table travels.
  */
 #include "device.h"
 
@@ -32,7 +34,7 @@ const int32_t nvfp4_cuda_ring_slots = RING_SLOTS;
 
 #include <cuda_runtime_api.h>
 
-#define MAX_DEVICES 64
+#define MAX_DEVICES NVFP4_MAX_DEVICES
 #define SLOT_ALIGN 4096
 
 typedef struct table_ring {
@@ -53,6 +55,7 @@ typedef struct captured_table {
 struct nvfp4_cuda {
     table_ring rings[MAX_DEVICES];
     int capability[MAX_DEVICES]; /* major * 10 + minor; 0 until first asked */
+    int multiprocessors[MAX_DEVICES];
     int force_portable;
     captured_table *captured;
     nvfp4_cuda_stats stats;
@@ -170,17 +173,23 @@ fail:
     return -1;
 }
 
-/* The kernel family for the current device (already made current by the caller). */
-static int pick_launcher(nvfp4_cuda *cuda, int32_t device, nvfp4_launch_fn *launch, char *message,
-                         size_t message_size) {
+/* The kernel family for the current device (already made current by the caller), and the shape of a launch
+ * of `tiles` tiles of the planner's NVFP4_TILE_M x NVFP4_TILE_N: the portable kernel runs them as they are;
+ * the Hopper kernel runs `tiles` units of at most NVFP4_TILE_M tokens on a persistent grid. */
+static int pick_launcher(nvfp4_cuda *cuda, int32_t device, int32_t tiles, nvfp4_launch_fn *launch,
+                         nvfp4_launch_shape *shape, char *message, size_t message_size) {
     if (!cuda->capability[device]) {
-        int major = 0, minor = 0;
+        int major = 0, minor = 0, multiprocessors = 0;
         CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
         CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+        CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device));
         cuda->capability[device] = major * 10 + minor;
+        cuda->multiprocessors[device] = multiprocessors;
     }
+    *shape = (nvfp4_launch_shape){tiles, NVFP4_TILE_M, tiles, device};
     if (cuda->capability[device] == 90 && !cuda->force_portable) {
         *launch = nvfp4_hopper_launch;
+        if (shape->grid > cuda->multiprocessors[device]) shape->grid = cuda->multiprocessors[device];
         cuda->stats.hopper_launches++;
     } else {
         *launch = nvfp4_portable_launch;
@@ -191,10 +200,20 @@ fail:
     return -1;
 }
 
+/* The Hopper kernel's own schedule of a planned call: its token tile and units, in the entries' tile_start. */
+static void schedule_hopper(const nvfp4_cuda *cuda, nvfp4_group_entry *entries, int32_t num_entries,
+                            nvfp4_launch_shape *shape) {
+    const int32_t multiprocessors = cuda->multiprocessors[shape->device];
+    const nvfp4_schedule schedule = nvfp4_schedule_units(entries, num_entries, multiprocessors);
+    shape->units = schedule.units;
+    shape->token_tile = schedule.token_tile;
+    shape->grid = schedule.units < multiprocessors ? schedule.units : multiprocessors;
+}
+
 /* The large-table path: copy the table to the device on the stream, then launch. */
 static int run_through_device_memory(nvfp4_cuda *cuda, nvfp4_launch_fn launch, const nvfp4_group_entry *entries,
-                                     const nvfp4_plan *plan, cudaStream_t stream, char *message,
-                                     size_t message_size) {
+                                     const nvfp4_plan *plan, const nvfp4_launch_shape *shape, cudaStream_t stream,
+                                     char *message, size_t message_size) {
     const size_t bytes = sizeof(nvfp4_group_entry) * (size_t)plan->num_entries;
     enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     table_ring *ring = &cuda->rings[plan->device_index];
@@ -225,7 +244,7 @@ static int run_through_device_memory(nvfp4_cuda *cuda, nvfp4_launch_fn launch, c
     }
     memcpy(host, entries, bytes);
     CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK((cudaError_t)launch(NULL, device, plan->num_entries, plan->total_tiles, stream));
+    CUDA_CHECK((cudaError_t)launch(NULL, device, plan->num_entries, shape, stream));
     if (done) {
         CUDA_CHECK(cudaEventRecord(done, stream));
         ring->in_use[slot] = 1;
@@ -235,7 +254,7 @@ fail:
     return -1;
 }
 
-int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
+int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
                    char *message, size_t message_size) {
     int previous = 0, status = -1;
     if (plan->device_index < 0 || plan->device_index >= MAX_DEVICES) {
@@ -244,14 +263,17 @@ int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvf
         return -1;
     }
     nvfp4_launch_fn launch;
+    nvfp4_launch_shape shape;
     if (enter_device(plan->device_index, &previous, message, message_size)) return -1;
-    if (pick_launcher(cuda, plan->device_index, &launch, message, message_size)) goto fail;
+    if (pick_launcher(cuda, plan->device_index, plan->total_tiles, &launch, &shape, message, message_size)) goto fail;
+    if (launch == nvfp4_hopper_launch) schedule_hopper(cuda, entries, plan->num_entries, &shape);
     if (plan->num_entries <= nvfp4_cuda_inline_capacity()) {
         cuda->stats.inline_launches++;
-        CUDA_CHECK((cudaError_t)launch(entries, NULL, plan->num_entries, plan->total_tiles, (void *)stream));
+        CUDA_CHECK((cudaError_t)launch(entries, NULL, plan->num_entries, &shape, (void *)stream));
         status = 0;
     } else {
-        status = run_through_device_memory(cuda, launch, entries, plan, (cudaStream_t)stream, message, message_size);
+        status = run_through_device_memory(cuda, launch, entries, plan, &shape, (cudaStream_t)stream, message,
+                                           message_size);
     }
 fail:
     return leave_device(plan->device_index, previous, status, message, message_size);
@@ -262,14 +284,15 @@ int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int3
                                 size_t message_size) {
     int previous = 0, status = -1;
     nvfp4_launch_fn launch;
+    nvfp4_launch_shape shape;
     if (device < 0 || device >= MAX_DEVICES) {
         snprintf(message, message_size, "device cuda:%d is beyond the %d devices this build supports", device,
                  MAX_DEVICES);
         return -1;
     }
     if (enter_device(device, &previous, message, message_size)) return -1;
-    if (pick_launcher(cuda, device, &launch, message, message_size)) goto fail;
-    CUDA_CHECK((cudaError_t)launch(NULL, device_table, num_entries, total_tiles, (void *)stream));
+    if (pick_launcher(cuda, device, total_tiles, &launch, &shape, message, message_size)) goto fail;
+    CUDA_CHECK((cudaError_t)launch(NULL, device_table, num_entries, &shape, (void *)stream));
     status = 0;
 fail:
     return leave_device(device, previous, status, message, message_size);
@@ -313,7 +336,7 @@ nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->sta
 
 void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { (void)cuda, (void)force; }
 
-int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
+int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
                    char *message, size_t message_size) {
     (void)cuda, (void)entries, (void)plan, (void)stream;
     snprintf(message, message_size, "%s", no_cuda);

@@ -44,13 +44,14 @@ nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 /* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
 void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force);
 
-/* Enqueues the planned launch on `stream` of device plan->device_index. Returns 0, or -1 with the
- * CUDA error written to message. */
-int nvfp4_cuda_run(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
+/* Enqueues the planned launch on `stream` of device plan->device_index. The Hopper kernel rewrites the
+ * entries' tile_start for its own units first. Returns 0, or -1 with the CUDA error written to message. */
+int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
                    char *message, size_t message_size);
 
 /* Launches the kernel on a group table that already lives in device memory (the benchmark's model
- * of a Python submission that builds its metadata with torch each call). */
+ * of a Python submission that builds its metadata with torch each call). tile_start counts tiles of
+ * NVFP4_TILE_M x NVFP4_TILE_N; the Hopper kernel runs them as units of at most NVFP4_TILE_M tokens. */
 int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
                                 int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
                                 size_t message_size);

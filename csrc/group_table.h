@@ -45,6 +45,29 @@ typedef struct nvfp4_group_entry {
 #define NVFP4_TILE_M 64
 #define NVFP4_TILE_N 128
 
+/* The Hopper kernel's work unit: NVFP4_TILE_N weight rows by a token tile of at most `token_tile` rows
+ * (NVFP4_MIN_TOKEN_TILE .. NVFP4_MAX_TOKEN_TILE, a multiple of 32, chosen per call by the planner). A group of
+ * m tokens splits into ceil(m / token_tile) tiles of nvfp4_token_tile_rows rows each (the last one shorter):
+ * the rows spread evenly, rounded up to 8 (wgmma's n granularity), so m = 76 runs as one tile of 80 rows. The
+ * planner counts units and the kernel finds them with these same two functions. */
+#define NVFP4_MIN_TOKEN_TILE 64
+#define NVFP4_MAX_TOKEN_TILE 192
+
+#ifdef __CUDACC__
+#define NVFP4_HOST_DEVICE __host__ __device__
+#else
+#define NVFP4_HOST_DEVICE
+#endif
+
+static inline NVFP4_HOST_DEVICE int32_t nvfp4_token_tiles(int32_t m, int32_t token_tile) {
+    return (m + token_tile - 1) / token_tile;
+}
+
+static inline NVFP4_HOST_DEVICE int32_t nvfp4_token_tile_rows(int32_t m, int32_t token_tile) {
+    const int32_t tiles = nvfp4_token_tiles(m, token_tile);
+    return ((m + tiles - 1) / tiles + 7) / 8 * 8;
+}
+
 /* Most groups whose table travels by value inside the kernel parameters (4 KB). */
 #define NVFP4_INLINE_CAPACITY 30
 

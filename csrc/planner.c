@@ -291,3 +291,66 @@ nvfp4_status nvfp4_planner_finish(nvfp4_planner *p, nvfp4_plan *plan, nvfp4_erro
     plan->device_index = p->device_index;
     return NVFP4_OK;
 }
+
+/* ---- The Hopper kernel's schedule ----
+ *
+ * A model of one unit's time, in SM clocks per 64-K block, from the H200's rates: the tensor cores do
+ * 2048 fp16 FMA a clock (128 weight rows x T tokens x 64 K = 4T clocks); the decode costs about 2 ALU
+ * operations per element at 64 a clock, for the 128 weight rows and the T token rows (2 (128 + T)
+ * clocks); the two overlap, so a unit costs the larger, plus a fixed share for barriers and issue. A
+ * call's time is at least its largest unit, its total spread over every SM, and, when the units are as
+ * many as a few waves, its number of waves times its smallest unit. The kernel does not reach these
+ * rates yet (it spends about 2000 clocks a block on latency, bench/NOTES.md); on the benchmark shapes the
+ * model still picks the tile that measures fastest, because fewer and fuller waves win either way. */
+#define MODEL_MMA_CLOCKS_PER_TOKEN 4
+#define MODEL_DECODE_CLOCKS_PER_ROW 2
+#define MODEL_STEP_OVERHEAD 64
+
+static int64_t unit_cost(int64_t tokens, int64_t kblocks) {
+    const int64_t mma = MODEL_MMA_CLOCKS_PER_TOKEN * tokens;
+    const int64_t decode = MODEL_DECODE_CLOCKS_PER_ROW * (NVFP4_TILE_N + tokens);
+    return kblocks * ((mma > decode ? mma : decode) + MODEL_STEP_OVERHEAD);
+}
+
+static int64_t estimate_clocks(const nvfp4_group_entry *entries, int32_t count, int32_t token_tile,
+                               int32_t multiprocessors) {
+    int64_t units = 0, total = 0, largest = 0, smallest = INT64_MAX;
+    for (int32_t i = 0; i < count; i++) {
+        const nvfp4_group_entry *e = &entries[i];
+        const int64_t group_units = (int64_t)nvfp4_token_tiles(e->m, token_tile) * ceil_div(e->n, NVFP4_TILE_N) * e->l;
+        const int64_t cost = unit_cost(nvfp4_token_tile_rows(e->m, token_tile), e->k / NVFP4_K_ALIGN);
+        units += group_units;
+        total += group_units * cost;
+        if (cost > largest) largest = cost;
+        if (cost < smallest) smallest = cost;
+    }
+    if (units == 0) return 0;
+    const int64_t waves = ceil_div(units, multiprocessors);
+    int64_t estimate = largest;
+    if (total / multiprocessors > estimate) estimate = total / multiprocessors;
+    if (waves * smallest > estimate) estimate = waves * smallest;
+    return estimate;
+}
+
+int32_t nvfp4_count_units(nvfp4_group_entry *entries, int32_t count, int32_t token_tile) {
+    int64_t units = 0;
+    for (int32_t i = 0; i < count; i++) {
+        nvfp4_group_entry *e = &entries[i];
+        e->tile_start = (int32_t)units;
+        units += (int64_t)nvfp4_token_tiles(e->m, token_tile) * ceil_div(e->n, NVFP4_TILE_N) * e->l;
+    }
+    return (int32_t)units; /* at most the planner's count of 64-row tiles, which fits int32 */
+}
+
+nvfp4_schedule nvfp4_schedule_units(nvfp4_group_entry *entries, int32_t count, int32_t multiprocessors) {
+    static const int32_t candidates[] = {NVFP4_MAX_TOKEN_TILE, 128, 96, NVFP4_MIN_TOKEN_TILE};
+    nvfp4_schedule best = {NVFP4_MAX_TOKEN_TILE, 0};
+    int64_t best_clocks = INT64_MAX;
+    if (multiprocessors < 1) multiprocessors = 1;
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        const int64_t clocks = estimate_clocks(entries, count, candidates[i], multiprocessors);
+        if (clocks < best_clocks) best_clocks = clocks, best.token_tile = candidates[i];
+    }
+    best.units = nvfp4_count_units(entries, count, best.token_tile);
+    return best;
+}

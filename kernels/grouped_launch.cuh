@@ -1,6 +1,6 @@
 // grouped_launch.cuh: what every kernel family shares about a grouped launch: the parameter block
-// (group table by value, or a pointer to it in device memory), finding a CTA's tile, and launching with
-// the smallest parameter block that holds the table.
+// (group table by value, or a pointer to it in device memory), finding the group of a tile, and launching
+// with the smallest parameter block that holds the table.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "group_table.h"
+#include "launchers.h"
 
 constexpr int SMALL_TABLE = 8;                      // groups by value in a ~1 KB parameter block
 constexpr int LARGE_TABLE = NVFP4_INLINE_CAPACITY;  // groups by value in a ~4 KB parameter block
@@ -16,13 +17,28 @@ template <int CAPACITY>
 struct grouped_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
-    int32_t total_tiles;
+    int32_t total_tiles;         // tiles (portable) or units (Hopper): what tile_start counts
+    int32_t token_tile;          // Hopper: most token rows per unit
     nvfp4_group_entry entries[CAPACITY];
 };
 static_assert(sizeof(grouped_params<LARGE_TABLE>) <= 4096, "the by-value table must fit the 4 KB parameter space");
 
-// One CTA's output tile: its group, batch slice and first row of a (m0) and of b (n0). Consecutive tiles
-// walk M first, so the CTAs that share a tile of b (the wide weight operand) run together.
+// The entry whose tiles include `tile`: the last one whose tile_start <= tile.
+template <int CAPACITY>
+__device__ __forceinline__ const nvfp4_group_entry *find_group(const grouped_params<CAPACITY> &params, int tile) {
+    const nvfp4_group_entry *table = params.device_table ? params.device_table : params.entries;
+    int lo = 0, hi = params.num_entries - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (table[mid].tile_start <= tile) lo = mid;
+        else hi = mid - 1;
+    }
+    return &table[lo];
+}
+
+// One CTA's output tile of the portable kernel: its group, batch slice and first row of a (m0) and of b
+// (n0). Consecutive tiles walk M first, so the CTAs that share a tile of b (the wide weight operand) run
+// together.
 struct tile_coords {
     const nvfp4_group_entry *group;
     int slice, m0, n0;
@@ -30,14 +46,7 @@ struct tile_coords {
 
 template <int CAPACITY>
 __device__ __forceinline__ tile_coords locate_tile(const grouped_params<CAPACITY> &params, int tile) {
-    const nvfp4_group_entry *table = params.device_table ? params.device_table : params.entries;
-    int lo = 0, hi = params.num_entries - 1;  // last entry whose tile_start <= tile
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) / 2;
-        if (table[mid].tile_start <= tile) lo = mid;
-        else hi = mid - 1;
-    }
-    const nvfp4_group_entry *g = &table[lo];
+    const nvfp4_group_entry *g = find_group(params, tile);
     const int tiles_m = (g->m + NVFP4_TILE_M - 1) / NVFP4_TILE_M;
     const int tiles_n = (g->n + NVFP4_TILE_N - 1) / NVFP4_TILE_N;
     const int local = tile - g->tile_start;
@@ -46,25 +55,29 @@ __device__ __forceinline__ tile_coords locate_tile(const grouped_params<CAPACITY
     return tile_coords{g, slice, (in_slice % tiles_m) * NVFP4_TILE_M, (in_slice / tiles_m) * NVFP4_TILE_N};
 }
 
-// Launches Family<CAPACITY>::kernel, one CTA per tile, with the table by value when it fits, else by pointer.
+// Builds the parameter block, the table by value when it fits, else by pointer, and hands it to
+// Family<CAPACITY>::launch.
 template <template <int> class Family>
 int launch_grouped(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table, int32_t num_entries,
-                   int32_t total_tiles, void *stream_handle) {
+                   const nvfp4_launch_shape *shape, void *stream_handle) {
     cudaStream_t stream = static_cast<cudaStream_t>(stream_handle);
     if (device_table) {
-        grouped_params<1> params;  // entries past num_entries stay unwritten: never read
-        params.device_table = device_table, params.num_entries = num_entries, params.total_tiles = total_tiles;
-        Family<1>::kernel<<<total_tiles, Family<1>::threads, 0, stream>>>(params);
+        grouped_params<1> params;  // entries stay unwritten: never read
+        params.device_table = device_table, params.num_entries = num_entries;
+        params.total_tiles = shape->units, params.token_tile = shape->token_tile;
+        Family<1>::launch(params, *shape, stream);
     } else if (num_entries <= SMALL_TABLE) {
         grouped_params<SMALL_TABLE> params;  // entries past num_entries stay unwritten: never read
-        params.device_table = nullptr, params.num_entries = num_entries, params.total_tiles = total_tiles;
+        params.device_table = nullptr, params.num_entries = num_entries;
+        params.total_tiles = shape->units, params.token_tile = shape->token_tile;
         memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
-        Family<SMALL_TABLE>::kernel<<<total_tiles, Family<SMALL_TABLE>::threads, 0, stream>>>(params);
+        Family<SMALL_TABLE>::launch(params, *shape, stream);
     } else if (num_entries <= LARGE_TABLE) {
         grouped_params<LARGE_TABLE> params;  // entries past num_entries stay unwritten: never read
-        params.device_table = nullptr, params.num_entries = num_entries, params.total_tiles = total_tiles;
+        params.device_table = nullptr, params.num_entries = num_entries;
+        params.total_tiles = shape->units, params.token_tile = shape->token_tile;
         memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
-        Family<LARGE_TABLE>::kernel<<<total_tiles, Family<LARGE_TABLE>::threads, 0, stream>>>(params);
+        Family<LARGE_TABLE>::launch(params, *shape, stream);
     } else {
         return cudaErrorInvalidValue;
     }

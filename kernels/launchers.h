@@ -7,24 +7,37 @@
 
 #include "group_table.h"
 
+/* Devices a build supports (CUDA device ordinals below this). */
+#define NVFP4_MAX_DEVICES 64
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Each enqueues its kernel on stream (a cudaStream_t), one CTA per NVFP4_TILE_M x NVFP4_TILE_N tile. The
- * table is either host_entries (num_entries <= NVFP4_INLINE_CAPACITY, copied into the parameters) or
- * device_table (device memory that must stay unchanged until the kernel has run). Returns the launch's
- * cudaError_t. */
+/* What one launch covers. The portable kernel runs one CTA per NVFP4_TILE_M x NVFP4_TILE_N tile (units
+ * of them, token_tile and grid unused); the Hopper kernel runs `grid` persistent CTAs over `units` units
+ * of NVFP4_TILE_N weight rows by at most token_tile token rows. The table's tile_start fields count the
+ * same units. */
+typedef struct nvfp4_launch_shape {
+    int32_t units;
+    int32_t token_tile;
+    int32_t grid;
+    int32_t device;              /* the current device, for per-device kernel attributes */
+} nvfp4_launch_shape;
+
+/* Each enqueues its kernel on stream (a cudaStream_t). The table is either host_entries (num_entries <=
+ * NVFP4_INLINE_CAPACITY, copied into the parameters) or device_table (device memory that must stay
+ * unchanged until the kernel has run). Returns the launch's cudaError_t. */
 typedef int (*nvfp4_launch_fn)(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                               int32_t num_entries, int32_t total_tiles, void *stream);
+                               int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 
 /* Any GPU from sm_80 on (mma.sync). */
 int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                          int32_t num_entries, int32_t total_tiles, void *stream);
+                          int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 
-/* Hopper only (sm_90a: wgmma); the caller checks the device is compute capability 9.0. */
+/* Hopper only (sm_90a: wgmma, bulk copies, mbarriers); the caller checks the device is compute capability 9.0. */
 int nvfp4_hopper_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                        int32_t num_entries, int32_t total_tiles, void *stream);
+                        int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 
 #ifdef __cplusplus
 }

@@ -11,12 +11,18 @@
 
 #include "group_table.h"
 
-// Byte offset, inside one batch slice of a blocked scale tensor, of the 4 scales (64 K elements)
-// that row `row` has in 64-K block `kblock`; the 4 bytes are consecutive (scale column j % 4).
+// Byte offset, inside its 512-byte atom, of the 4 scales (64 K elements) of row `row` in one 64-K block; the
+// 4 bytes are consecutive (scale column j % 4).
+__device__ __forceinline__ int32_t sf_atom_offset(int32_t row) {
+    return (row % 32) * 16 + ((row % NVFP4_SF_ATOM_ROWS) / 32) * 4;
+}
+
+// Byte offset, inside one batch slice of a blocked scale tensor, of the 4 scales that row `row` has in
+// 64-K block `kblock`.
 __device__ __forceinline__ int64_t sf_offset(int32_t row, int32_t kblock, int32_t rowblock_stride,
                                              int32_t kblock_stride) {
     return (int64_t)(row / NVFP4_SF_ATOM_ROWS) * rowblock_stride + (int64_t)kblock * kblock_stride +
-           (row % 32) * 16 + ((row % NVFP4_SF_ATOM_ROWS) / 32) * 4;
+           sf_atom_offset(row);
 }
 
 // Decoded operands carry a factor 2^-7 (OPERAND_SCALE_LOG2), so that one fp16 multiply does the whole

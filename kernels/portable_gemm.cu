@@ -189,13 +189,14 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
 
 template <int CAPACITY>
 struct portable_family {
-    static constexpr auto kernel = portable_gemm_kernel<CAPACITY>;
-    static constexpr int threads = THREADS;
+    static void launch(const grouped_params<CAPACITY> &params, const nvfp4_launch_shape &shape, cudaStream_t stream) {
+        portable_gemm_kernel<CAPACITY><<<shape.units, THREADS, 0, stream>>>(params);
+    }
 };
 
 }  // namespace
 
 extern "C" int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                                     int32_t num_entries, int32_t total_tiles, void *stream) {
-    return launch_grouped<portable_family>(host_entries, device_table, num_entries, total_tiles, stream);
+                                     int32_t num_entries, const nvfp4_launch_shape *shape, void *stream) {
+    return launch_grouped<portable_family>(host_entries, device_table, num_entries, shape, stream);
 }

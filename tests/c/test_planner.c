@@ -248,6 +248,39 @@ static void test_too_many_tiles(void) {
     CHECK(plan(&g, 1, e, &p, &err) == NVFP4_VALUE_ERROR && strstr(err.message, "output tiles"));
 }
 
+/* Token tiles: rows split evenly in multiples of 8, never above the tile, every tile non-empty. */
+static void test_token_tiles(void) {
+    CHECK(nvfp4_token_tiles(76, 192) == 1 && nvfp4_token_tile_rows(76, 192) == 80);
+    CHECK(nvfp4_token_tiles(248, 192) == 2 && nvfp4_token_tile_rows(248, 192) == 128);
+    CHECK(nvfp4_token_tiles(320, 128) == 3 && nvfp4_token_tile_rows(320, 128) == 112);
+    CHECK(nvfp4_token_tiles(1, 64) == 1 && nvfp4_token_tile_rows(1, 64) == 8);
+    int ok = 1;
+    for (int32_t tile = 64; tile <= NVFP4_MAX_TOKEN_TILE; tile += 32)
+        for (int32_t m = 1; m <= 2000; m++) {
+            const int32_t tiles = nvfp4_token_tiles(m, tile), rows = nvfp4_token_tile_rows(m, tile);
+            ok &= rows % 8 == 0 && rows <= tile && (tiles - 1) * rows < m && tiles * rows >= m;
+        }
+    CHECK(ok);
+}
+
+/* The Hopper schedule: tile_start counts units of the chosen token tile; the choice follows the shape. */
+static void test_schedule_units(void) {
+    nvfp4_group_entry e[8];
+    memset(e, 0, sizeof e);
+    const int32_t spec1_m[8] = {80, 176, 128, 72, 64, 248, 96, 160};
+    for (int i = 0; i < 8; i++) e[i].m = spec1_m[i], e[i].n = 4096, e[i].k = 7168, e[i].l = 1;
+    nvfp4_schedule s = nvfp4_schedule_units(e, 8, 132);
+    CHECK(s.token_tile == 192 && s.units == 9 * 32);  /* 248 tokens split in two, every other group whole */
+    CHECK(e[0].tile_start == 0 && e[1].tile_start == 32 && e[6].tile_start == 7 * 32);
+    /* Two groups of 128 and 384 tokens, N = 4096: 128-token tiles give one unit per SM. */
+    e[0].m = 128, e[1].m = 384, e[0].k = e[1].k = 1536;
+    s = nvfp4_schedule_units(e, 2, 132);
+    CHECK(s.token_tile == 128 && s.units == 4 * 32 && e[1].tile_start == 32);
+    /* Batch slices multiply the units; the count matches the explicit token tile. */
+    e[0].l = 3;
+    CHECK(nvfp4_count_units(e, 2, 64) == 2 * 32 * 3 + 6 * 32 && e[1].tile_start == 2 * 32 * 3);
+}
+
 int main(void) {
     test_single_group_entry();
     test_tiles_and_empty_groups();
@@ -257,6 +290,8 @@ int main(void) {
     test_device_checked_last();
     test_accepted_layouts();
     test_too_many_tiles();
+    test_token_tiles();
+    test_schedule_units();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
