@@ -3,6 +3,7 @@
 // with the smallest parameter block that holds the table.
 #pragma once
 
+#include <cuda.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,6 +20,7 @@ struct grouped_params {
     int32_t num_entries;
     int32_t total_tiles;         // tiles (portable) or units (Hopper): what tile_start counts
     int32_t token_tile;          // Hopper: most token rows per unit
+    CUtensorMap tensor_map;      // Hopper: the template its per-unit tensor maps start from (hopper_gemm.cu)
     nvfp4_group_entry entries[CAPACITY];
 };
 static_assert(sizeof(grouped_params<LARGE_TABLE>) <= 4096, "the by-value table must fit the 4 KB parameter space");
@@ -55,31 +57,29 @@ __device__ __forceinline__ tile_coords locate_tile(const grouped_params<CAPACITY
     return tile_coords{g, slice, (in_slice % tiles_m) * NVFP4_TILE_M, (in_slice / tiles_m) * NVFP4_TILE_N};
 }
 
-// Builds the parameter block, the table by value when it fits, else by pointer, and hands it to
-// Family<CAPACITY>::launch.
+// Builds a parameter block of CAPACITY entries (the table by value, or only the pointer to it when
+// device_table is set) and hands it to Family<CAPACITY>::launch, which completes it (a family's own fields)
+// and launches; it returns an error it found before launching, or cudaSuccess.
+template <template <int> class Family, int CAPACITY>
+int launch_with_capacity(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
+                         int32_t num_entries, const nvfp4_launch_shape &shape, cudaStream_t stream) {
+    grouped_params<CAPACITY> params;  // entries past those copied stay unwritten: never read
+    params.device_table = device_table, params.num_entries = num_entries;
+    params.total_tiles = shape.units, params.token_tile = shape.token_tile;
+    if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
+    const cudaError_t failed = Family<CAPACITY>::launch(params, shape, stream);
+    return failed != cudaSuccess ? failed : cudaGetLastError();
+}
+
+// Launches with the smallest parameter block that holds the table.
 template <template <int> class Family>
 int launch_grouped(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table, int32_t num_entries,
                    const nvfp4_launch_shape *shape, void *stream_handle) {
     cudaStream_t stream = static_cast<cudaStream_t>(stream_handle);
-    if (device_table) {
-        grouped_params<1> params;  // entries stay unwritten: never read
-        params.device_table = device_table, params.num_entries = num_entries;
-        params.total_tiles = shape->units, params.token_tile = shape->token_tile;
-        Family<1>::launch(params, *shape, stream);
-    } else if (num_entries <= SMALL_TABLE) {
-        grouped_params<SMALL_TABLE> params;  // entries past num_entries stay unwritten: never read
-        params.device_table = nullptr, params.num_entries = num_entries;
-        params.total_tiles = shape->units, params.token_tile = shape->token_tile;
-        memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
-        Family<SMALL_TABLE>::launch(params, *shape, stream);
-    } else if (num_entries <= LARGE_TABLE) {
-        grouped_params<LARGE_TABLE> params;  // entries past num_entries stay unwritten: never read
-        params.device_table = nullptr, params.num_entries = num_entries;
-        params.total_tiles = shape->units, params.token_tile = shape->token_tile;
-        memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
-        Family<LARGE_TABLE>::launch(params, *shape, stream);
-    } else {
-        return cudaErrorInvalidValue;
-    }
-    return cudaGetLastError();
+    if (device_table) return launch_with_capacity<Family, 1>(nullptr, device_table, num_entries, *shape, stream);
+    if (num_entries <= SMALL_TABLE)
+        return launch_with_capacity<Family, SMALL_TABLE>(host_entries, nullptr, num_entries, *shape, stream);
+    if (num_entries <= LARGE_TABLE)
+        return launch_with_capacity<Family, LARGE_TABLE>(host_entries, nullptr, num_entries, *shape, stream);
+    return cudaErrorInvalidValue;
 }

@@ -43,6 +43,24 @@ __device__ __forceinline__ __half e4m3_to_scaled_half(uint32_t byte) {
     return __hmul(__ushort_as_half(bits), __ushort_as_half((unsigned short)0x7800u /* 2^15 */));
 }
 
+// The 4 scale bytes of one row and 64-K block (the atom keeps them consecutive, byte j = scale group j) to
+// fp16 scale * 2^7, exactly as e4m3_to_scaled_half does each: out[0] = (group 0, group 1), out[1] =
+// (group 2, group 3). Both halves of a pair go through the same bit placement and one HMUL2; the NaN codes
+// become fp16 NaN by setting their exponent bits.
+__device__ __forceinline__ void e4m3x4_to_scaled_half2(uint32_t bytes, __half2 (&out)[2]) {
+    const uint32_t nan_bytes = __vcmpeq4(bytes & 0x7F7F7F7Fu, 0x7F7F7F7Fu);  // 0xFF where a byte is NaN
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const uint32_t selector = i ? 0x4342u : 0x4140u;  // bytes 2i, 2i+1 into the low bytes of the halves
+        const uint32_t widened = __byte_perm(bytes, 0, selector);
+        const uint32_t bits = ((widened & 0x007F007Fu) << 7) | ((widened & 0x00800080u) << 8);
+        __half2 value = __hmul2(*reinterpret_cast<const __half2 *>(&bits), __half2half2(__ushort_as_half((unsigned short)0x7800u)));
+        const uint32_t nan_halves = __byte_perm(nan_bytes, 0, i ? 0x3322u : 0x1100u) & 0x7E007E00u;
+        const uint32_t result = *reinterpret_cast<uint32_t *>(&value) | nan_halves;
+        out[i] = *reinterpret_cast<const __half2 *>(&result);
+    }
+}
+
 // 8 e2m1 values (one 32-bit word, element i in bits 4i..4i+3; the byte layout puts element 2j in the low
 // nibble of byte j) times one scale, as 4 half2 where half2 i holds (element i, element i + 4). Placing the
 // 3 magnitude bits of a nibble at fp16 bits 11..9 (exponent low bits and top mantissa bit) and its sign at

@@ -189,8 +189,9 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
 
 template <int CAPACITY>
 struct portable_family {
-    static void launch(const grouped_params<CAPACITY> &params, const nvfp4_launch_shape &shape, cudaStream_t stream) {
+    static cudaError_t launch(grouped_params<CAPACITY> &params, const nvfp4_launch_shape &shape, cudaStream_t stream) {
         portable_gemm_kernel<CAPACITY><<<shape.units, THREADS, 0, stream>>>(params);
+        return cudaSuccess;
     }
 };
 
