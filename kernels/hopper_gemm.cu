@@ -129,14 +129,13 @@ __device__ __forceinline__ void barrier_wait(uint64_t *bar, uint32_t parity) {
         : "memory");
 }
 
-// 16-byte asynchronous copy global -> shared (cp.async, L2 only); both addresses 16-byte aligned.
-__device__ __forceinline__ void copy_16(void *dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(dst)), "l"(src) : "memory");
-}
-
-// One arrival on the barrier once every cp.async this thread has issued so far has landed.
-__device__ __forceinline__ void barrier_arrive_after_copies(uint64_t *bar) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(bar)) : "memory");
+// Bulk asynchronous copy global -> shared of `bytes` (a multiple of 16, both addresses 16-byte aligned); the
+// bytes count against the barrier's transaction count as they land.
+__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                     shared_address(dst)),
+                 "l"(src), "r"(bytes), "r"(shared_address(bar))
+                 : "memory");
 }
 
 // The arrival that completes a stage once `bytes` more have landed on it (mbarrier transaction count).
@@ -255,6 +254,17 @@ struct wgmma_tokens<192> {
     }
 };
 
+// The scale atoms of `kblocks` consecutive 64-K blocks of one 128-row block into consecutive atoms of shared
+// memory: one bulk copy when they are consecutive in memory too (the blocked layout's own order), else one per atom.
+__device__ __forceinline__ void copy_scale_atoms(uint8_t *dst, const uint8_t *src, int32_t kblock_stride, int kblocks,
+                                                 uint64_t *bar) {
+    if (kblock_stride == NVFP4_SF_ATOM_BYTES || kblocks == 1) {
+        bulk_copy(dst, src, kblocks * NVFP4_SF_ATOM_BYTES, bar);
+        return;
+    }
+    for (int kb = 0; kb < kblocks; kb++) bulk_copy(dst + kb * NVFP4_SF_ATOM_BYTES, src + (int64_t)kb * kblock_stride, NVFP4_SF_ATOM_BYTES, bar);
+}
+
 // ---- Work units ---------------------------------------------------------------------------------------------
 
 struct unit_coords {
@@ -354,29 +364,31 @@ __device__ __forceinline__ void run_copier(const grouped_params<CAPACITY> &param
             stage_buffers &buffers = shared.stages[stage.index];
             const int stage_kblocks = min(STAGE_KBLOCKS, kblocks - kb0);
             uint64_t *full = &shared.stage_full[stage.index];
-            // Lane 0 issues the packed rows: two boxes of weight rows and one box per 64 token rows (each box
-            // 128 bytes = 256 K wide; past K or past the rows they fill with zeros, which no output reads); the
-            // barrier's transaction count covers them. The 512-byte scale atoms go as 16-byte copies, one per lane
-            // and atom (a bulk copy per atom is ~4x slower: bench/NOTES.md), each lane arriving once its copies land.
-            barrier_wait(&shared.stage_empty[stage.index], stage.parity ^ 1);
+            // Lane 0 issues the whole stage: two boxes of weight rows and one box per 64 token rows (each box
+            // 128 bytes = 256 K wide; past K or past the rows they fill with zeros, which no output reads), and
+            // per 128-row block the stage's scale atoms, consecutive in the blocked layout, as one bulk copy.
+            // Few instructions: the copier shares the memory-instruction queue with the decoders' shared-memory
+            // traffic, and 16-byte copies of the atoms (or one bulk copy per atom) made the copier the
+            // bottleneck (bench/NOTES.md, Hopper v3).
             if (lane == 0) {
-                barrier_arrive_expect_bytes(full, (WEIGHT_ROWS / BOX_ROWS + token_boxes) * BOX_BYTES);
+                barrier_wait(&shared.stage_empty[stage.index], stage.parity ^ 1);
+                barrier_arrive_expect_bytes(full, (WEIGHT_ROWS / BOX_ROWS + token_boxes) * BOX_BYTES +
+                                                      (1 + token_rowblocks) * stage_kblocks * NVFP4_SF_ATOM_BYTES);
                 const int x = kb0 * KBLOCK_BYTES;
                 for (int box = 0; box < WEIGHT_ROWS / BOX_ROWS; box++)
                     tensor_copy(buffers.weights + box * BOX_BYTES, &maps[1], x, u.n0 + box * BOX_ROWS, full);
                 for (int box = 0; box < token_boxes; box++)
                     tensor_copy(buffers.tokens + box * BOX_BYTES, &maps[0], x, u.m0 + box * BOX_ROWS, full);
-            }
-            for (int kb = 0; kb < stage_kblocks; kb++) {
-                const int64_t kblock = (int64_t)(kb0 + kb);
-                copy_16(buffers.weight_scales[kb] + 16 * lane,
-                        sfb + (int64_t)(u.n0 / NVFP4_SF_ATOM_ROWS) * g.sfb_rowblock_stride + kblock * g.sfb_kblock_stride + 16 * lane);
+                copy_scale_atoms(buffers.weight_scales[0],
+                                 sfb + (int64_t)(u.n0 / NVFP4_SF_ATOM_ROWS) * g.sfb_rowblock_stride +
+                                     (int64_t)kb0 * g.sfb_kblock_stride,
+                                 g.sfb_kblock_stride, stage_kblocks, full);
                 for (int rowblock = 0; rowblock < token_rowblocks; rowblock++)
-                    copy_16(buffers.token_scales[rowblock][kb] + 16 * lane,
-                            sfa + (int64_t)(first_rowblock + rowblock) * g.sfa_rowblock_stride + kblock * g.sfa_kblock_stride +
-                                16 * lane);
+                    copy_scale_atoms(buffers.token_scales[rowblock][0],
+                                     sfa + (int64_t)(first_rowblock + rowblock) * g.sfa_rowblock_stride +
+                                         (int64_t)kb0 * g.sfa_kblock_stride,
+                                     g.sfa_kblock_stride, stage_kblocks, full);
             }
-            barrier_arrive_after_copies(full);
         }
     }
 }
@@ -597,7 +609,7 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
 
     if (tid == 0) {
         for (int s = 0; s < STAGES; s++) {
-            barrier_init(&shared.stage_full[s], 1 + 32);  // the copier lanes: one expect_tx, 32 after their copies
+            barrier_init(&shared.stage_full[s], 1);  // the copier's expect_tx arrival
             barrier_init(&shared.stage_empty[s], CONSUMER_WARPS + DECODER_WARPS);
         }
         for (int t = 0; t < DECODED_TILES; t++) {
