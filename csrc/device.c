@@ -173,6 +173,11 @@ fail:
     return -1;
 }
 
+/* The Hopper kernel's persistent grid: one CTA per SM, fewer when there are fewer units. */
+static int32_t hopper_grid(const nvfp4_cuda *cuda, int32_t device, int32_t units) {
+    return units < cuda->multiprocessors[device] ? units : cuda->multiprocessors[device];
+}
+
 /* The kernel family for the current device (already made current by the caller), and the shape of a launch
  * of `tiles` tiles of the planner's NVFP4_TILE_M x NVFP4_TILE_N: the portable kernel runs them as they are;
  * the Hopper kernel runs `tiles` units of at most NVFP4_TILE_M tokens on a persistent grid. */
@@ -189,7 +194,7 @@ static int pick_launcher(nvfp4_cuda *cuda, int32_t device, int32_t tiles, nvfp4_
     *shape = (nvfp4_launch_shape){tiles, NVFP4_TILE_M, tiles, device};
     if (cuda->capability[device] == 90 && !cuda->force_portable) {
         *launch = nvfp4_hopper_launch;
-        if (shape->grid > cuda->multiprocessors[device]) shape->grid = cuda->multiprocessors[device];
+        shape->grid = hopper_grid(cuda, device, tiles);
         cuda->stats.hopper_launches++;
     } else {
         *launch = nvfp4_portable_launch;
@@ -207,7 +212,7 @@ static void schedule_hopper(const nvfp4_cuda *cuda, nvfp4_group_entry *entries, 
     const nvfp4_schedule schedule = nvfp4_schedule_units(entries, num_entries, multiprocessors);
     shape->units = schedule.units;
     shape->token_tile = schedule.token_tile;
-    shape->grid = schedule.units < multiprocessors ? schedule.units : multiprocessors;
+    shape->grid = hopper_grid(cuda, shape->device, schedule.units);
 }
 
 /* The large-table path: copy the table to the device on the stream, then launch. */

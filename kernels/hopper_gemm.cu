@@ -646,10 +646,13 @@ const CUtensorMap *tensor_map_template() {
     if (made) return &tensor_map;
     void *entry = nullptr;
     cudaDriverEntryPointQueryResult found;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000, cudaEnableDefault, &found) !=
-            cudaSuccess ||
-        found != cudaDriverEntryPointSuccess || !entry)
-        return nullptr;
+#if CUDART_VERSION >= 12050
+    const cudaError_t looked_up =
+        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000, cudaEnableDefault, &found);
+#else
+    const cudaError_t looked_up = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &entry, cudaEnableDefault, &found);
+#endif
+    if (looked_up != cudaSuccess || found != cudaDriverEntryPointSuccess || !entry) return nullptr;
     static __align__(16) uint8_t placeholder[BOX_BYTES];  // any 16-byte aligned address; replaced per unit
     const cuuint64_t dims[2] = {STAGE_ROW_BYTES, BOX_ROWS}, strides[1] = {STAGE_ROW_BYTES};
     const cuuint32_t box[2] = {STAGE_ROW_BYTES, BOX_ROWS}, element_strides[2] = {1, 1};
