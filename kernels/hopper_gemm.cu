@@ -46,7 +46,7 @@ constexpr int KBLOCK = 64;                         // K elements per 64-K block:
 constexpr int KBLOCK_BYTES = KBLOCK / 2;           // packed bytes per row and block
 constexpr int STAGE_KBLOCKS = 4;                   // 64-K blocks per pipeline stage
 constexpr int STAGE_ROW_BYTES = STAGE_KBLOCKS * KBLOCK_BYTES;  // a packed row's share of one stage: 128
-constexpr int BOX_ROWS = 64;                       // rows per bulk tensor copy (box: 64 rows x 64 bytes)
+constexpr int BOX_ROWS = 64;                       // rows per bulk tensor copy (box: 64 rows x STAGE_ROW_BYTES)
 constexpr int BOX_BYTES = BOX_ROWS * STAGE_ROW_BYTES;
 constexpr int MAP_SLOTS = 4;                       // tensor maps per operand and SM, cycled per unit (run_copier)
 constexpr int MAX_SM_IDS = 256;                    // %smid values the map slots cover (Hopper has <= 144 SMs)
@@ -70,11 +70,11 @@ static_assert(PRODUCERS * 128 * PRODUCER_REGISTERS + CONSUMERS * 128 * CONSUMER_
               "setmaxnreg.inc waits forever for registers the launch does not hold");
 static_assert(CONSUMERS * CONSUMER_ROWS == WEIGHT_ROWS, "the consumers cover the unit's weight rows");
 
-// Packed rows land as the bulk tensor copies write them: 64 bytes a row, 16-byte chunk c of row r at chunk
-// c ^ ((r / 2) % 4) (the 64-byte swizzle; staged_chunk), so that the 8 rows a warp reads at once spread over
+// Packed rows land as the bulk tensor copies write them: STAGE_ROW_BYTES (128) a row, 16-byte chunk c of row r
+// at chunk c ^ (r % 8) (the 128-byte swizzle; staged_chunk), so that the 8 rows a warp reads at once spread over
 // all banks.
 struct stage_buffers {
-    uint8_t weights[WEIGHT_ROWS * STAGE_ROW_BYTES];  // 512-byte aligned: the swizzle's 8-row atoms
+    uint8_t weights[WEIGHT_ROWS * STAGE_ROW_BYTES];  // 1024-byte aligned: the swizzle's 8-row atoms
     uint8_t tokens[MAX_TOKENS * STAGE_ROW_BYTES];
     uint8_t weight_scales[STAGE_KBLOCKS][NVFP4_SF_ATOM_BYTES];
     uint8_t token_scales[TOKEN_ROWBLOCKS][STAGE_KBLOCKS][NVFP4_SF_ATOM_BYTES];
@@ -92,7 +92,8 @@ constexpr size_t SHARED_BYTES = sizeof(shared_storage) + 1024;  // + room to ali
 static_assert(sizeof(stage_buffers) % 1024 == 0 && (DECODED_TILES * MAX_TOKENS * KBLOCK * 2) % 1024 == 0,
               "stage buffers keep the 512-byte alignment of the copies' swizzle atoms");
 
-// Byte offset, inside a staged row, of 16-byte chunk `chunk` (the 64-byte swizzle of the bulk tensor copies).
+// Byte offset, inside a staged row, of 16-byte chunk `chunk` (the bulk tensor copies' swizzle: 128-byte rows use
+// the 128-byte pattern, 64-byte rows the 64-byte one).
 __device__ __forceinline__ int staged_chunk(int row, int chunk) {
     return (chunk ^ ((row * STAGE_ROW_BYTES >> 7) & (STAGE_ROW_BYTES / 16 - 1))) * 16;
 }
@@ -144,8 +145,8 @@ __device__ __forceinline__ void barrier_arrive_expect_bytes(uint64_t *bar, uint3
                  : "memory");
 }
 
-// Bulk tensor copy of one 64-row x 64-byte box at (byte x, row y) of the map's tensor into shared memory (512-byte
-// aligned; the map's 64-byte swizzle); rows and bytes past the tensor's ends read as zeros, and the whole box
+// Bulk tensor copy of one BOX_ROWS x STAGE_ROW_BYTES box at (byte x, row y) of the map's tensor into shared memory
+// (aligned to the swizzle's atom; the map's swizzle); rows and bytes past the tensor's ends read as zeros, and the whole box
 // counts against the barrier's transaction count.
 __device__ __forceinline__ void tensor_copy(void *dst, const CUtensorMap *map, int x, int y, uint64_t *bar) {
     asm volatile(
@@ -632,7 +633,7 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
     }
 }
 
-// The tensor map every unit's maps start from: bytes (uint8), 2 dimensions, 64 x 64-byte boxes, the 64-byte
+// The tensor map every unit's maps start from: bytes (uint8), 2 dimensions, 64-row boxes of STAGE_ROW_BYTES, its
 // swizzle, zeros past the ends. The kernel replaces address, sizes and stride per unit (retarget_tensor_map), so
 // one made on the host at first use serves every call; it holds no device state. Null if the driver cannot
 // make it (cuTensorMapEncodeTiled comes from the driver through the runtime, so nothing links libcuda).
