@@ -641,10 +641,7 @@ typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32
                                     const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
                                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
 
-const CUtensorMap *tensor_map_template() {
-    static CUtensorMap tensor_map;
-    static bool made = false;
-    if (made) return &tensor_map;
+bool make_tensor_map_template(CUtensorMap *tensor_map) {
     void *entry = nullptr;
     cudaDriverEntryPointQueryResult found;
 #if CUDART_VERSION >= 12050
@@ -653,17 +650,21 @@ const CUtensorMap *tensor_map_template() {
 #else
     const cudaError_t looked_up = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &entry, cudaEnableDefault, &found);
 #endif
-    if (looked_up != cudaSuccess || found != cudaDriverEntryPointSuccess || !entry) return nullptr;
+    if (looked_up != cudaSuccess || found != cudaDriverEntryPointSuccess || !entry) return false;
     static __align__(16) uint8_t placeholder[BOX_BYTES];  // any 16-byte aligned address; replaced per unit
     const cuuint64_t dims[2] = {STAGE_ROW_BYTES, BOX_ROWS}, strides[1] = {STAGE_ROW_BYTES};
     const cuuint32_t box[2] = {STAGE_ROW_BYTES, BOX_ROWS}, element_strides[2] = {1, 1};
-    if (reinterpret_cast<encode_tiled_fn>(entry)(&tensor_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, placeholder, dims, strides,
-                                                 box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                                 CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                                                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)
-        return nullptr;
-    made = true;
-    return &tensor_map;
+    return reinterpret_cast<encode_tiled_fn>(entry)(tensor_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, placeholder, dims,
+                                                    strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                                    CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// Made once per process (a function-local static: thread-safe initialisation), on the first Hopper launch.
+const CUtensorMap *tensor_map_template() {
+    static CUtensorMap tensor_map;
+    static const bool made = make_tensor_map_template(&tensor_map);
+    return made ? &tensor_map : nullptr;
 }
 
 template <int CAPACITY>
