@@ -1,8 +1,9 @@
 // weight_decode_probe.cu: the steady state of a Hopper layout with the roles of the landed kernel swapped
 // (bench/NOTES.md, "Hopper, fourth session"): tokens on wgmma's register side, weights decoded once into shared
 // memory on the n side. Per CTA (one per SM, every SM busy), per 64-K block:
-//  - the decoder warpgroups (DECODER_WGS: 1 or 2) decode 256 weight rows x 64 K of e2m1 (thread per row, the
-//    landed token decoder's code) into one of RING 128B-swizzled fp16 tiles and arrive on its `full` mbarrier;
+//  - the decoder warpgroups (DECODER_WGS: 1 or 2) decode 256 weight rows x 64 K of e2m1 (thread per row: the
+//    row body of the kernel's run_token_decoder, copied here so that DECODE can swap its decode) into one of
+//    RING 128B-swizzled fp16 tiles and arrive on its `full` mbarrier;
 //  - two consumer warpgroups of 64 tokens each decode their A fragments (the landed consumer's code) and issue
 //    2 x wgmma m64n128k16 per k16 step against the tile (256 weight rows), wait_group 1, arrive on `empty`.
 // The packed operands sit in shared memory from the start (no copies, no scheduling, no epilogue), so this is
@@ -15,11 +16,9 @@
 // the repository root:
 //   nvcc -std=c++17 -O3 -Icsrc -Ikernels -gencode=arch=compute_90a,code=sm_90a -DDECODER_WGS=2 \
 //        bench/weight_decode_probe.cu -o /tmp/wdp && /tmp/wdp
-#include <cuda_runtime.h>
-#include <stdint.h>
 #include <stdio.h>
 
-#include "nvfp4.cuh"
+#include "../kernels/hopper_gemm.cu"  // its PTX wrappers, swizzle, descriptor and wgmma m64n128k16 (A in registers)
 
 #ifndef DECODER_WGS
 #define DECODER_WGS 2
@@ -40,7 +39,10 @@
 #define STORE 1
 #endif
 
-constexpr int KBLOCK = 64, ROW_BYTES = 128 /* 4 blocks a staged row */, WEIGHT_ROWS = 256, TOKEN_ROWS = 128;
+// The probe's own names shadow the kernel's (anonymous namespace) where they differ.
+namespace probe {
+
+constexpr int ROW_BYTES = STAGE_ROW_BYTES /* 4 blocks a staged row */, WEIGHT_ROWS = 256, TOKEN_ROWS = 128;
 constexpr int SOURCE_STAGES = 2, BLOCKS = 2000;
 constexpr int THREADS = 128 * (2 + DECODER_WGS), DECODER_THREADS = 128 * DECODER_WGS;
 // setmaxnreg: the launch holds THREADS x (65536 / THREADS rounded down to 8); ptxas needs the consumers' wgmma
@@ -62,30 +64,6 @@ struct probe_shared {
 #endif
     uint64_t full[RING], empty[RING];
 };
-
-__device__ __forceinline__ uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void barrier_init(uint64_t *bar, uint32_t n) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(n));
-}
-__device__ __forceinline__ void barrier_arrive(uint64_t *bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(bar)) : "memory");
-}
-__device__ __forceinline__ void barrier_wait(uint64_t *bar, uint32_t parity) {
-    asm volatile("{\n.reg .pred done;\nwaiting:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-                 "@!done bra waiting;\n}\n" ::"r"(shared_address(bar)), "r"(parity) : "memory");
-}
-__device__ __forceinline__ int staged_chunk(int row, int chunk) { return (chunk ^ (row % 8)) * 16; }
-__device__ __forceinline__ uint64_t tile_descriptor(const void *tile) {
-    const uint64_t a = shared_address(tile);
-    return ((a >> 4) & 0x3FFFull) | (1ull << 16) | (uint64_t(1024 >> 4) << 32) | (1ull << 62);
-}
-__device__ __forceinline__ void wgmma_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t b_desc) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(1));
-}
 
 __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t a_desc, uint64_t b_desc) {
     asm volatile(
@@ -176,7 +154,7 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
                     }
                 }
             }
-            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            fence_shared_for_async();
 #endif
             __syncwarp();
             if (tid % 32 == 0) barrier_arrive(&s.full[tile]);
@@ -221,11 +199,11 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
 #ifdef SS
-            wgmma_ss_n128(acc[0], tile_descriptor(s.token_tiles[consumer] + ks * 16), tile_descriptor(s.decoded[tile] + ks * 16));
-            wgmma_ss_n128(acc[1], tile_descriptor(s.token_tiles[consumer] + ks * 16), tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
+            wgmma_ss_n128(acc[0], swizzled_tile_descriptor(s.token_tiles[consumer] + ks * 16), swizzled_tile_descriptor(s.decoded[tile] + ks * 16));
+            wgmma_ss_n128(acc[1], swizzled_tile_descriptor(s.token_tiles[consumer] + ks * 16), swizzled_tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
 #else
-            wgmma_n128(acc[0], frag[ks], tile_descriptor(s.decoded[tile] + ks * 16));
-            wgmma_n128(acc[1], frag[ks], tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
+            wgmma_tokens<128>::run(acc[0], frag[ks], swizzled_tile_descriptor(s.decoded[tile] + ks * 16));
+            wgmma_tokens<128>::run(acc[1], frag[ks], swizzled_tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
 #endif
         }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
@@ -266,7 +244,7 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
         }                                                                                                    \
     } while (0)
 
-int main() {
+int run() {
     int sms;
     CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     float *out;
@@ -304,3 +282,7 @@ int main() {
            flops / (ms * 1e-3) / 1e12, wrong);
     return 0;
 }
+
+}  // namespace probe
+
+int main() { return probe::run(); }
