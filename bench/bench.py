@@ -84,7 +84,7 @@ def json_path(args):
 def settings_for(args):
     if args.quick:
         return dict(sets=3, min_repeats=10, max_repeats=10, emulation_sets=1, host_calls=50, host_repeats=3)
-    return dict(sets=15, min_repeats=10, max_repeats=100, emulation_sets=3, host_calls=200, host_repeats=5)
+    return dict(sets=15, min_repeats=10, max_repeats=100, emulation_sets=3, host_calls=200, host_repeats=21)
 
 
 def ceil_div(a, b):
@@ -451,34 +451,48 @@ def busy_window_seconds(fn, arg, count, cycles_per_s, estimate_s, C):
     raise GpuNotBusy(f"the GPU went idle during {count} calls even with a {sleep_s * 1e3:.1f} ms sleep")
 
 
-def host_busy_us(fn, arg, calls, window, repeats, cycles_per_s, C):
-    """Median over repeats of host microseconds per call, in windows of `window` calls each behind a sleep.
+def host_busy_us(variants, calls, window, repeats, cycles_per_s, C):
+    """Host microseconds per call of each variant {name: (fn, arg)}, in windows of `window` calls behind a sleep.
 
-    If the host blocks inside a window anyway (launch queue full, ring slot wait), the window is halved.
+    The variants take turns within every repeat (in alternating order), so the host's drift between machine
+    states hits them alike and a difference of two variants is taken per repeat (paired); per variant, the
+    median over repeats. If the host blocks inside a window anyway (launch queue full, ring slot wait), the
+    window is halved.
     """
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(10):
-        fn(arg)
-    estimate_s = (time.perf_counter() - start) / 10
+    estimates = {}
+    for name, (fn, arg) in variants.items():
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(10):
+            fn(arg)
+        estimates[name] = (time.perf_counter() - start) / 10
     torch.cuda.synchronize()
     while True:
         try:
-            per_repeat = []
-            for _ in range(repeats):
-                total, done = 0.0, 0
-                while done < calls:
-                    count = min(window, calls - done)
-                    total += busy_window_seconds(fn, arg, count, cycles_per_s, estimate_s, C)
-                    done += count
-                per_repeat.append(total / calls * 1e6)
-            return dict(median_us=statistics.median(per_repeat), repeats_us=per_repeat, calls=calls, window=window,
-                        method="busy GPU")
+            per_repeat = {name: [] for name in variants}
+            for repeat in range(repeats):
+                order = list(variants) if repeat % 2 == 0 else list(reversed(variants))
+                for name in order:
+                    fn, arg = variants[name]
+                    total, done = 0.0, 0
+                    while done < calls:
+                        count = min(window, calls - done)
+                        total += busy_window_seconds(fn, arg, count, cycles_per_s, estimates[name], C)
+                        done += count
+                    per_repeat[name].append(total / calls * 1e6)
+            return {name: dict(median_us=statistics.median(values), repeats_us=values, calls=calls, window=window,
+                               method="busy GPU, variants interleaved per repeat")
+                    for name, values in per_repeat.items()}
         except GpuNotBusy as error:
             if window <= 4:
                 raise
             log(f"[host] {error}; halving the window from {window}")
             window //= 2
+
+
+def paired_difference_us(first, second):
+    """Median over repeats of first - second, both from one host_busy_us call."""
+    return statistics.median(a - b for a, b in zip(first["repeats_us"], second["repeats_us"]))
 
 
 def host_idle_us(fn, arg, calls, repeats):
@@ -553,15 +567,17 @@ def host_section(settings, C, packages, results):
         window = C.RING_SLOTS if ring else calls
         capsule = C._prepare(data)
         stats_before = C._stats() if hasattr(C, "_stats") else None
-        custom = host_busy_us(C.custom_kernel, data, calls, window, repeats, cycles_per_s, C)
-        bare = host_busy_us(C._launch_prepared, capsule, calls, window, repeats, cycles_per_s, C)
+        timed = host_busy_us({"custom": (C.custom_kernel, data), "bare": (C._launch_prepared, capsule)}, calls,
+                             window, repeats, cycles_per_s, C)
+        custom, bare = timed["custom"], timed["bare"]
         old_blocks, old_probe_us = blocks_on_stream(lambda d: old_python_hot_path(d, C), data, cycles_per_s)
         if old_blocks:
             # A busy GPU would stall the first torch.tensor copy; time every path from an idle stream instead.
             old = host_idle_us(lambda d: old_python_hot_path(d, C), data, calls, repeats)
             custom_idle = host_idle_us(C.custom_kernel, data, calls, repeats)
         else:
-            old = host_busy_us(lambda d: old_python_hot_path(d, C), data, calls, window, repeats, cycles_per_s, C)
+            old = host_busy_us({"old": (lambda d: old_python_hot_path(d, C), data)}, calls, window, repeats,
+                               cycles_per_s, C)["old"]
             custom_idle = None
         stats_after = C._stats() if hasattr(C, "_stats") else None
         rows.append(
@@ -576,7 +592,7 @@ def host_section(settings, C, packages, results):
                 old_path_blocks_on_stream=old_blocks,
                 old_path_probe_us=old_probe_us,
                 custom_kernel_idle_stream=custom_idle,
-                custom_minus_bare_us=custom["median_us"] - bare["median_us"],
+                custom_minus_bare_us=paired_difference_us(custom, bare),
                 old_over_custom=old["median_us"] / custom["median_us"],
                 launch_stats_before=stats_before,
                 launch_stats_after=stats_after,
@@ -620,7 +636,7 @@ def print_tables(results):
             print("geomean over the 4 benchmark specs, MoE extras not included (us): " + ", ".join(f"{k}: {v:.1f}" for k, v in geo.items()))
     if results.get("host"):
         print()
-        print("Host time per call (us, median of repeats), GPU kept busy unless noted")
+        print("Host time per call (us, median of repeats; (a)-(b) paired per repeat), GPU kept busy unless noted")
         header = (f"{'input':<16}{'table':<8}{'(a) custom_kernel':>19}{'(b) bare launch':>17}{'(a)-(b)':>9}"
                   f"{'(c) old Python path':>21}{'(c)/(a)':>9}")
         print(header)

@@ -1,45 +1,68 @@
 // torch_bridge.cpp: unpacks a THPVariable into an nvfp4_tensor_desc. Everything else is C.
 #include "torch_bridge.h"
 
+#include <array>
 #include <cstdio>
 
 #include <torch/csrc/autograd/python_variable.h>
 
 namespace {
 
-const char *dtype_name(c10::ScalarType type) {
-    switch (type) {
-        case c10::ScalarType::Float4_e2m1fn_x2: return "torch.float4_e2m1fn_x2";
-        case c10::ScalarType::Byte: return "torch.uint8";
-        case c10::ScalarType::Char: return "torch.int8";
-        case c10::ScalarType::Short: return "torch.int16";
-        case c10::ScalarType::Int: return "torch.int32";
-        case c10::ScalarType::Long: return "torch.int64";
-        case c10::ScalarType::Half: return "torch.float16";
-        case c10::ScalarType::BFloat16: return "torch.bfloat16";
-        case c10::ScalarType::Float: return "torch.float32";
-        case c10::ScalarType::Double: return "torch.float64";
-        case c10::ScalarType::Bool: return "torch.bool";
-        case c10::ScalarType::Float8_e4m3fn: return "torch.float8_e4m3fn";
-        case c10::ScalarType::Float8_e5m2: return "torch.float8_e5m2";
-        case c10::ScalarType::Float8_e4m3fnuz: return "torch.float8_e4m3fnuz";
-        case c10::ScalarType::Float8_e5m2fnuz: return "torch.float8_e5m2fnuz";
-        case c10::ScalarType::ComplexHalf: return "torch.complex32";
-        case c10::ScalarType::ComplexFloat: return "torch.complex64";
-        case c10::ScalarType::ComplexDouble: return "torch.complex128";
-        default: return c10::toString(type);  // c10's own name, e.g. "ComplexFloat"
-    }
+// What the planner is told about a dtype or a device: a code and a name for messages, looked up in tables
+// (one load each per tensor, where switches cost a chain of compares or an indirect jump).
+struct dtype_info {
+    nvfp4_dtype code;
+    const char *name;  // null: c10's own name
+};
+
+constexpr int DTYPES = static_cast<int>(c10::ScalarType::NumOptions);
+
+constexpr std::array<dtype_info, DTYPES> make_dtype_table() {
+    std::array<dtype_info, DTYPES> table{};
+    for (auto &entry : table) entry = {NVFP4_DTYPE_OTHER, nullptr};
+    auto set = [&](c10::ScalarType type, nvfp4_dtype code, const char *name) {
+        table[static_cast<int>(type)] = {code, name};
+    };
+    set(c10::ScalarType::Float4_e2m1fn_x2, NVFP4_DTYPE_FP4X2, "torch.float4_e2m1fn_x2");
+    set(c10::ScalarType::Byte, NVFP4_DTYPE_UINT8, "torch.uint8");
+    set(c10::ScalarType::Char, NVFP4_DTYPE_OTHER, "torch.int8");
+    set(c10::ScalarType::Short, NVFP4_DTYPE_OTHER, "torch.int16");
+    set(c10::ScalarType::Int, NVFP4_DTYPE_OTHER, "torch.int32");
+    set(c10::ScalarType::Long, NVFP4_DTYPE_OTHER, "torch.int64");
+    set(c10::ScalarType::Half, NVFP4_DTYPE_FLOAT16, "torch.float16");
+    set(c10::ScalarType::BFloat16, NVFP4_DTYPE_OTHER, "torch.bfloat16");
+    set(c10::ScalarType::Float, NVFP4_DTYPE_OTHER, "torch.float32");
+    set(c10::ScalarType::Double, NVFP4_DTYPE_OTHER, "torch.float64");
+    set(c10::ScalarType::Bool, NVFP4_DTYPE_OTHER, "torch.bool");
+    set(c10::ScalarType::Float8_e4m3fn, NVFP4_DTYPE_FP8_E4M3FN, "torch.float8_e4m3fn");
+    set(c10::ScalarType::Float8_e5m2, NVFP4_DTYPE_OTHER, "torch.float8_e5m2");
+    set(c10::ScalarType::Float8_e4m3fnuz, NVFP4_DTYPE_OTHER, "torch.float8_e4m3fnuz");
+    set(c10::ScalarType::Float8_e5m2fnuz, NVFP4_DTYPE_OTHER, "torch.float8_e5m2fnuz");
+    set(c10::ScalarType::ComplexHalf, NVFP4_DTYPE_OTHER, "torch.complex32");
+    set(c10::ScalarType::ComplexFloat, NVFP4_DTYPE_OTHER, "torch.complex64");
+    set(c10::ScalarType::ComplexDouble, NVFP4_DTYPE_OTHER, "torch.complex128");
+    return table;
 }
 
-nvfp4_dtype dtype_code(c10::ScalarType type) {
-    switch (type) {
-        case c10::ScalarType::Float4_e2m1fn_x2: return NVFP4_DTYPE_FP4X2;
-        case c10::ScalarType::Byte: return NVFP4_DTYPE_UINT8;
-        case c10::ScalarType::Half: return NVFP4_DTYPE_FLOAT16;
-        case c10::ScalarType::Float8_e4m3fn: return NVFP4_DTYPE_FP8_E4M3FN;
-        default: return NVFP4_DTYPE_OTHER;
-    }
+constexpr std::array<dtype_info, DTYPES> dtype_table = make_dtype_table();
+
+struct device_info {
+    nvfp4_device_type code;
+    const char *name;
+};
+
+constexpr int DEVICE_TYPES = c10::COMPILE_TIME_MAX_DEVICE_TYPES;
+
+constexpr std::array<device_info, DEVICE_TYPES> make_device_table() {
+    std::array<device_info, DEVICE_TYPES> table{};
+    for (auto &entry : table) entry = {NVFP4_DEVICE_OTHER, "a device other than cuda"};
+    table[static_cast<int>(c10::DeviceType::CUDA)] = {NVFP4_DEVICE_CUDA, "cuda"};
+    table[static_cast<int>(c10::DeviceType::CPU)] = {NVFP4_DEVICE_CPU, "cpu"};
+    table[static_cast<int>(c10::DeviceType::Meta)] = {NVFP4_DEVICE_OTHER, "meta"};
+    return table;
 }
+
+constexpr std::array<device_info, DEVICE_TYPES> device_table = make_device_table();
 
 }  // namespace
 
@@ -55,33 +78,22 @@ extern "C" nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc 
             snprintf(message, message_size, "expected a strided (dense) tensor, got a sparse or other layout");
             return NVFP4_READ_UNSUPPORTED;
         }
-        const c10::ScalarType type = impl->dtype().toScalarType();
-        out->dtype = dtype_code(type);
-        out->dtype_name = dtype_name(type);
+        const int type = static_cast<int>(impl->dtype().toScalarType());
+        const dtype_info dtype = type >= 0 && type < DTYPES ? dtype_table[type] : dtype_info{NVFP4_DTYPE_OTHER, nullptr};
+        out->dtype = dtype.code;
+        out->dtype_name = dtype.name ? dtype.name : c10::toString(static_cast<c10::ScalarType>(type));
         out->ndim = static_cast<int32_t>(impl->dim());
         out->sizes = impl->sizes().data();
         out->strides = impl->strides().data();
         const c10::Device device = impl->device();
+        const int device_type = static_cast<int>(device.type());
+        const device_info where = device_type >= 0 && device_type < DEVICE_TYPES
+                                      ? device_table[device_type]
+                                      : device_info{NVFP4_DEVICE_OTHER, "a device other than cuda"};
+        out->device_type = where.code;
+        out->device_type_name = where.name;
         out->device_index = device.index();
         out->data = 0;
-        switch (device.type()) {
-            case c10::DeviceType::CUDA:
-                out->device_type = NVFP4_DEVICE_CUDA;
-                out->device_type_name = "cuda";
-                break;
-            case c10::DeviceType::CPU:
-                out->device_type = NVFP4_DEVICE_CPU;
-                out->device_type_name = "cpu";
-                break;
-            case c10::DeviceType::Meta:
-                out->device_type = NVFP4_DEVICE_OTHER;
-                out->device_type_name = "meta";
-                break;
-            default:
-                out->device_type = NVFP4_DEVICE_OTHER;
-                out->device_type_name = "a device other than cuda";
-                break;
-        }
         // Only real memory has an address worth reading; other devices are rejected by the planner. The
         // element size is the planner's (1 byte, or 2 for fp16): any other dtype is rejected, address unused.
         const c10::Storage &storage = impl->unsafe_storage();

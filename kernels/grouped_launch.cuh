@@ -57,6 +57,44 @@ __device__ __forceinline__ tile_coords locate_tile(const grouped_params<CAPACITY
     return tile_coords{g, slice, (in_slice % tiles_m) * NVFP4_TILE_M, (in_slice / tiles_m) * NVFP4_TILE_N};
 }
 
+// A driver function found through the runtime, so that nothing links libcuda; null if the driver lacks it.
+inline void *driver_entry_point(const char *name) {
+    void *entry = nullptr;
+    cudaDriverEntryPointQueryResult found;
+#if CUDART_VERSION >= 12050
+    const cudaError_t looked_up = cudaGetDriverEntryPointByVersion(name, &entry, 12000, cudaEnableDefault, &found);
+#else
+    const cudaError_t looked_up = cudaGetDriverEntryPoint(name, &entry, cudaEnableDefault, &found);
+#endif
+    return looked_up == cudaSuccess && found == cudaDriverEntryPointSuccess ? entry : nullptr;
+}
+
+// Launches `kernel` through the driver's cuLaunchKernel with the kernel's function handle, looked up once per
+// device (`handles`, one slot per device, owned by the caller). The triple-chevron launch goes through the
+// runtime, which looks the kernel up again on every call; this path costs 0.2-0.4 us less host time a call
+// (bench/NOTES.md, host path). A CUresult passes through as the cudaError_t of the same value: CUDA 13 gives 98
+// of its 100 driver errors a runtime code of that value, and the other two (context already current, key
+// rotation) are not errors of a launch.
+typedef CUresult (*launch_kernel_fn)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                                     CUstream, void **, void **);
+
+template <typename Params>
+cudaError_t launch_kernel(void (*kernel)(Params), CUfunction handles[NVFP4_MAX_DEVICES], int device, int grid,
+                          int threads, int shared_bytes, cudaStream_t stream, Params &params) {
+    static const launch_kernel_fn launch =  // thread-safe first use
+        reinterpret_cast<launch_kernel_fn>(driver_entry_point("cuLaunchKernel"));
+    if (!launch) return cudaErrorNotSupported;
+    if (!handles[device]) {
+        cudaFunction_t handle;
+        const cudaError_t failed = cudaGetFuncBySymbol(&handle, reinterpret_cast<const void *>(kernel));
+        if (failed != cudaSuccess) return failed;
+        handles[device] = reinterpret_cast<CUfunction>(handle);
+    }
+    void *args[] = {&params};
+    return static_cast<cudaError_t>(launch(handles[device], grid, 1, 1, threads, 1, 1, shared_bytes,
+                                           reinterpret_cast<CUstream>(stream), args, nullptr));
+}
+
 // Builds a parameter block of CAPACITY entries (the table by value, or only the pointer to it when
 // device_table is set) and hands it to Family<CAPACITY>::launch, which completes it (a family's own fields)
 // and launches; it returns an error it found before launching, or cudaSuccess.

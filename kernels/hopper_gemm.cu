@@ -642,15 +642,8 @@ typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32
                                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
 
 bool make_tensor_map_template(CUtensorMap *tensor_map) {
-    void *entry = nullptr;
-    cudaDriverEntryPointQueryResult found;
-#if CUDART_VERSION >= 12050
-    const cudaError_t looked_up =
-        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000, cudaEnableDefault, &found);
-#else
-    const cudaError_t looked_up = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &entry, cudaEnableDefault, &found);
-#endif
-    if (looked_up != cudaSuccess || found != cudaDriverEntryPointSuccess || !entry) return false;
+    void *entry = driver_entry_point("cuTensorMapEncodeTiled");
+    if (!entry) return false;
     static __align__(16) uint8_t placeholder[BOX_BYTES];  // any 16-byte aligned address; replaced per unit
     const cuuint64_t dims[2] = {STAGE_ROW_BYTES, BOX_ROWS}, strides[1] = {STAGE_ROW_BYTES};
     const cuuint32_t box[2] = {STAGE_ROW_BYTES, BOX_ROWS}, element_strides[2] = {1, 1};
@@ -672,6 +665,7 @@ struct hopper_family {
     static cudaError_t launch(grouped_params<CAPACITY> &params, const nvfp4_launch_shape &shape, cudaStream_t stream) {
         // The shared-memory opt-in is a per-device attribute of the function: set once per device.
         static bool configured[NVFP4_MAX_DEVICES];
+        static CUfunction handles[NVFP4_MAX_DEVICES];
         if (!configured[shape.device]) {
             const cudaError_t failed = cudaFuncSetAttribute(
                 hopper_gemm_kernel<CAPACITY>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SHARED_BYTES);
@@ -681,8 +675,8 @@ struct hopper_family {
         const CUtensorMap *tensor_map = tensor_map_template();
         if (!tensor_map) return cudaErrorNotSupported;
         params.tensor_map = *tensor_map;
-        hopper_gemm_kernel<CAPACITY><<<shape.grid, THREADS, SHARED_BYTES, stream>>>(params);
-        return cudaSuccess;
+        return launch_kernel(hopper_gemm_kernel<CAPACITY>, handles, shape.device, shape.grid, THREADS, (int)SHARED_BYTES,
+                             stream, params);
     }
 };
 

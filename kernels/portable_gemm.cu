@@ -190,8 +190,9 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
 template <int CAPACITY>
 struct portable_family {
     static cudaError_t launch(grouped_params<CAPACITY> &params, const nvfp4_launch_shape &shape, cudaStream_t stream) {
-        portable_gemm_kernel<CAPACITY><<<shape.units, THREADS, 0, stream>>>(params);
-        return cudaSuccess;
+        static CUfunction handles[NVFP4_MAX_DEVICES];
+        return launch_kernel(portable_gemm_kernel<CAPACITY>, handles, shape.device, shape.units, THREADS, 0, stream,
+                             params);
     }
 };
 

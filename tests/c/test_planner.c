@@ -239,6 +239,24 @@ static void test_accepted_layouts(void) {
     CHECK(e[0].b_batch_stride == 0);
 }
 
+/* The fast pass (leaderboard layouts) and the rule-by-rule checks (everything else) write the same entry: a
+ * single-row a whose row stride is not a 16-byte multiple is valid (the stride is never stepped) but only the
+ * detailed checks accept it; the same group with a plain stride takes the fast pass. Together with the groups
+ * of test_errors, every one of which the fast pass must refuse, this pins both paths to the same rules. */
+static void test_fast_and_checked_paths_agree(void) {
+    nvfp4_group_input plain[2] = {make_group(64, 128, 256, 1, 0x10000000), make_group(1, 200, 320, 2, 0x20000000)};
+    nvfp4_group_input odd[2] = {make_group(64, 128, 256, 1, 0x10000000), make_group(1, 200, 320, 2, 0x20000000)};
+    nvfp4_group_entry plain_entries[2], odd_entries[2];
+    nvfp4_plan plain_plan, odd_plan;
+    nvfp4_error err;
+    MUT(odd[1].a.strides)[0] = 8;
+    CHECK(plan(plain, 2, plain_entries, &plain_plan, &err) == NVFP4_OK);
+    CHECK(plan(odd, 2, odd_entries, &odd_plan, &err) == NVFP4_OK);
+    CHECK(memcmp(&plain_plan, &odd_plan, sizeof plain_plan) == 0);
+    CHECK(memcmp(plain_entries, odd_entries, sizeof plain_entries) == 0);
+    CHECK(odd_entries[1].a_row_stride == 0 && odd_entries[1].tile_start == 1);
+}
+
 static void test_too_many_tiles(void) {
     nvfp4_group_input g = make_group(1 << 20, 1 << 20, 64, 1 << 10, 0x10000000);
     nvfp4_group_entry e[1];
@@ -289,6 +307,7 @@ int main(void) {
     test_errors();
     test_device_checked_last();
     test_accepted_layouts();
+    test_fast_and_checked_paths_agree();
     test_too_many_tiles();
     test_token_tiles();
     test_schedule_units();
