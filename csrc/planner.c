@@ -310,7 +310,7 @@ HOT int plain_group(const nvfp4_planner *p, const nvfp4_group_input *g) {
           (g->k % NVFP4_K_ALIGN == 0) & (g->l >= 1) & (g->l <= INT32_MAX) & (g->a.ndim == 3) & (g->b.ndim == 3) &
           (g->c.ndim == 3) & (g->sfa.ndim == 6) & (g->sfb.ndim == 6)))
         return 0;
-    const int32_t device = p->groups ? p->device_index : g->a.device_index;
+    const int32_t device = p->device_index;
     return plain_operand(&g->a, g->m, g->k, g->l) & plain_operand(&g->b, g->n, g->k, g->l) &
            plain_output(&g->c, g->m, g->n, g->l) & plain_scales(&g->sfa, g->m, g->k, g->l) &
            plain_scales(&g->sfb, g->n, g->k, g->l) & on_device(&g->a, device) & on_device(&g->b, device) &
@@ -340,21 +340,15 @@ static __attribute__((noinline)) nvfp4_status add_checked(nvfp4_planner *p, cons
     if ((s = check_output(&g->c, (field_ref){"abc[%d].c", i}, g->m, g->n, g->l, error))) return s;
     if ((s = check_scales(&g->sfa, (field_ref){"sfasfb_reordered[%d].sfa", i}, g->m, g->k, g->l, error))) return s;
     if ((s = check_scales(&g->sfb, (field_ref){"sfasfb_reordered[%d].sfb", i}, g->n, g->k, g->l, error))) return s;
-    if (i == 0) p->device_type = g->a.device_type, p->device_index = g->a.device_index;
     if (p->device_status == NVFP4_OK) p->device_status = check_group_devices(p, g, i, &p->device_error);
     if (g->m == 0) return NVFP4_OK;
     return add_entry(p, g, i, error);
 }
 
 nvfp4_status nvfp4_planner_add(nvfp4_planner *p, const nvfp4_group_input *g, nvfp4_error *error) {
-    const int32_t i = p->groups;
-    if (!plain_group(p, g)) {
-        p->groups++;
-        return add_checked(p, g, i, error);
-    }
-    if (i == 0) p->device_type = g->a.device_type, p->device_index = g->a.device_index;
-    p->groups++;
-    return add_entry(p, g, i, error);
+    const int32_t i = p->groups++;
+    if (i == 0) p->device_type = g->a.device_type, p->device_index = g->a.device_index; /* every tensor's device */
+    return plain_group(p, g) ? add_entry(p, g, i, error) : add_checked(p, g, i, error);
 }
 
 nvfp4_status nvfp4_planner_finish(nvfp4_planner *p, nvfp4_plan *plan, nvfp4_error *error) {
