@@ -252,7 +252,8 @@ def kernel_variant(label, kernel, reference, data_module):
 
 
 def bare_launch_variant(label, C, reference, data_module):
-    """The same kernel launch with parsing and validation done once per set beforehand (_C._prepare)."""
+    """The same kernel launch with everything else done once per set beforehand (_C._prepare): parsing,
+    validation, the group table and the launch configuration (kernel family, the Hopper kernel's schedule)."""
 
     def setup(sets, refs):
         calls = []

@@ -22,8 +22,6 @@
 
 #include "launchers.h"
 
-nvfp4_tile_shape nvfp4_cuda_tile(void) { return (nvfp4_tile_shape){NVFP4_TILE_M, NVFP4_TILE_N}; }
-
 int32_t nvfp4_cuda_inline_capacity(void) { return NVFP4_INLINE_CAPACITY; }
 
 #define RING_SLOTS 16
@@ -57,6 +55,7 @@ struct nvfp4_cuda {
     int capability[MAX_DEVICES]; /* major * 10 + minor; 0 until first asked */
     int multiprocessors[MAX_DEVICES];
     int force_portable;
+    nvfp4_schedule_memo schedule_memo; /* the Hopper schedule of the last call's shapes */
     captured_table *captured;
     nvfp4_cuda_stats stats;
 };
@@ -178,11 +177,9 @@ static int32_t hopper_grid(const nvfp4_cuda *cuda, int32_t device, int32_t units
     return units < cuda->multiprocessors[device] ? units : cuda->multiprocessors[device];
 }
 
-/* The kernel family for the current device (already made current by the caller), and the shape of a launch
- * of `tiles` tiles of the planner's NVFP4_TILE_M x NVFP4_TILE_N: the portable kernel runs them as they are;
- * the Hopper kernel runs `tiles` units of at most NVFP4_TILE_M tokens on a persistent grid. */
-static int pick_launcher(nvfp4_cuda *cuda, int32_t device, int32_t tiles, nvfp4_launch_fn *launch,
-                         nvfp4_launch_shape *shape, char *message, size_t message_size) {
+/* Whether the Hopper kernel runs on `device`: compute capability 9.0 and not forced off. The device's
+ * capability and SM count are asked once. */
+static int runs_hopper(nvfp4_cuda *cuda, int32_t device, int *hopper, char *message, size_t message_size) {
     if (!cuda->capability[device]) {
         int major = 0, minor = 0, multiprocessors = 0;
         CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
@@ -191,28 +188,22 @@ static int pick_launcher(nvfp4_cuda *cuda, int32_t device, int32_t tiles, nvfp4_
         cuda->capability[device] = major * 10 + minor;
         cuda->multiprocessors[device] = multiprocessors;
     }
-    *shape = (nvfp4_launch_shape){tiles, NVFP4_TILE_M, tiles, device};
-    if (cuda->capability[device] == 90 && !cuda->force_portable) {
-        *launch = nvfp4_hopper_launch;
-        shape->grid = hopper_grid(cuda, device, tiles);
-        cuda->stats.hopper_launches++;
-    } else {
-        *launch = nvfp4_portable_launch;
-        cuda->stats.portable_launches++;
-    }
+    *hopper = cuda->capability[device] == 90 && !cuda->force_portable;
     return 0;
 fail:
     return -1;
 }
 
-/* The Hopper kernel's own schedule of a planned call: its token tile and units, in the entries' tile_start. */
-static void schedule_hopper(const nvfp4_cuda *cuda, nvfp4_group_entry *entries, int32_t num_entries,
-                            nvfp4_launch_shape *shape) {
-    const int32_t multiprocessors = cuda->multiprocessors[shape->device];
-    const nvfp4_schedule schedule = nvfp4_schedule_units(entries, num_entries, multiprocessors);
-    shape->units = schedule.units;
-    shape->token_tile = schedule.token_tile;
-    shape->grid = hopper_grid(cuda, shape->device, schedule.units);
+static int check_device_index(int32_t device, char *message, size_t message_size) {
+    if (device >= 0 && device < MAX_DEVICES) return 0;
+    snprintf(message, message_size, "device cuda:%d is beyond the %d devices this build supports", device,
+             MAX_DEVICES);
+    return -1;
+}
+
+static void count_launch(nvfp4_cuda *cuda, nvfp4_launch_fn launch) {
+    if (launch == nvfp4_hopper_launch) cuda->stats.hopper_launches++;
+    else cuda->stats.portable_launches++;
 }
 
 /* The large-table path: copy the table to the device on the stream, then launch. */
@@ -259,44 +250,55 @@ fail:
     return -1;
 }
 
-int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
-                   char *message, size_t message_size) {
-    int previous = 0, status = -1;
-    if (plan->device_index < 0 || plan->device_index >= MAX_DEVICES) {
-        snprintf(message, message_size, "device cuda:%d is beyond the %d devices this build supports",
-                 plan->device_index, MAX_DEVICES);
+int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan,
+                         nvfp4_launch_config *config, char *message, size_t message_size) {
+    const int32_t device = plan->device_index;
+    int hopper = 0;
+    if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
+    config->launch = nvfp4_portable_launch;
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device};
+    if (hopper) {
+        const nvfp4_schedule schedule = nvfp4_schedule_units_memo(&cuda->schedule_memo, entries, plan->num_entries,
+                                                                  cuda->multiprocessors[device]);
+        config->launch = nvfp4_hopper_launch;
+        config->shape.units = schedule.units;
+        config->shape.token_tile = schedule.token_tile;
+        config->shape.grid = hopper_grid(cuda, device, schedule.units);
     }
-    nvfp4_launch_fn launch;
-    nvfp4_launch_shape shape;
-    if (enter_device(plan->device_index, &previous, message, message_size)) return -1;
-    if (pick_launcher(cuda, plan->device_index, plan->total_tiles, &launch, &shape, message, message_size)) goto fail;
-    if (launch == nvfp4_hopper_launch) schedule_hopper(cuda, entries, plan->num_entries, &shape);
+    return 0;
+}
+
+int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
+                      const nvfp4_launch_config *config, uintptr_t stream, char *message, size_t message_size) {
+    const int32_t device = config->shape.device;
+    int previous = 0, status = -1;
+    if (enter_device(device, &previous, message, message_size)) return -1;
+    count_launch(cuda, config->launch);
     if (plan->num_entries <= nvfp4_cuda_inline_capacity()) {
         cuda->stats.inline_launches++;
-        CUDA_CHECK((cudaError_t)launch(entries, NULL, plan->num_entries, &shape, (void *)stream));
+        CUDA_CHECK((cudaError_t)config->launch(entries, NULL, plan->num_entries, &config->shape, (void *)stream));
         status = 0;
     } else {
-        status = run_through_device_memory(cuda, launch, entries, plan, &shape, (cudaStream_t)stream, message,
-                                           message_size);
+        status = run_through_device_memory(cuda, config->launch, entries, plan, &config->shape, (cudaStream_t)stream,
+                                           message, message_size);
     }
 fail:
-    return leave_device(plan->device_index, previous, status, message, message_size);
+    return leave_device(device, previous, status, message, message_size);
 }
 
 int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
                                 int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
                                 size_t message_size) {
-    int previous = 0, status = -1;
-    nvfp4_launch_fn launch;
-    nvfp4_launch_shape shape;
-    if (device < 0 || device >= MAX_DEVICES) {
-        snprintf(message, message_size, "device cuda:%d is beyond the %d devices this build supports", device,
-                 MAX_DEVICES);
+    int previous = 0, status = -1, hopper = 0;
+    if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
-    }
+    /* tile_start counts 64-row tiles: the Hopper kernel runs them as units of at most NVFP4_TILE_M tokens. */
+    const nvfp4_launch_fn launch = hopper ? nvfp4_hopper_launch : nvfp4_portable_launch;
+    const nvfp4_launch_shape shape = {total_tiles, NVFP4_TILE_M, hopper ? hopper_grid(cuda, device, total_tiles) : total_tiles,
+                                      device};
     if (enter_device(device, &previous, message, message_size)) return -1;
-    if (pick_launcher(cuda, device, total_tiles, &launch, &shape, message, message_size)) goto fail;
+    count_launch(cuda, launch);
     CUDA_CHECK((cudaError_t)launch(NULL, device_table, num_entries, &shape, (void *)stream));
     status = 0;
 fail:
@@ -341,9 +343,16 @@ nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->sta
 
 void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { (void)cuda, (void)force; }
 
-int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
-                   char *message, size_t message_size) {
-    (void)cuda, (void)entries, (void)plan, (void)stream;
+int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan,
+                         nvfp4_launch_config *config, char *message, size_t message_size) {
+    (void)cuda, (void)entries, (void)plan, (void)config;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
+                      const nvfp4_launch_config *config, uintptr_t stream, char *message, size_t message_size) {
+    (void)cuda, (void)entries, (void)plan, (void)config, (void)stream;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

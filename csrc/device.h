@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "group_table.h"
+#include "launchers.h"
 #include "planner.h"
 
 typedef struct nvfp4_cuda nvfp4_cuda;
@@ -33,8 +34,7 @@ typedef struct nvfp4_device_info {
 extern const int nvfp4_built_with_cuda;
 extern const int32_t nvfp4_cuda_ring_slots;  /* launches through the ring that may be in flight before one waits */
 
-/* Output tile and by-value capacity of the kernel the planner plans for. */
-nvfp4_tile_shape nvfp4_cuda_tile(void);
+/* By-value capacity of the group table in a kernel launch. */
 int32_t nvfp4_cuda_inline_capacity(void);
 
 nvfp4_cuda *nvfp4_cuda_create(void);
@@ -44,10 +44,22 @@ nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 /* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
 void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force);
 
-/* Enqueues the planned launch on `stream` of device plan->device_index. The Hopper kernel rewrites the
- * entries' tile_start for its own units first. Returns 0, or -1 with the CUDA error written to message. */
-int nvfp4_cuda_run(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan, uintptr_t stream,
-                   char *message, size_t message_size);
+/* How a planned call runs: the kernel family for its device and the shape of the launch. */
+typedef struct nvfp4_launch_config {
+    nvfp4_launch_fn launch;
+    nvfp4_launch_shape shape;
+} nvfp4_launch_config;
+
+/* Chooses the kernel family for device plan->device_index and its launch shape. For the Hopper kernel this
+ * is its schedule (nvfp4_schedule_units), which rewrites the entries' tile_start for its units. Part of
+ * planning a call: nothing is enqueued. Returns 0, or -1 with the error written to message. */
+int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan,
+                         nvfp4_launch_config *config, char *message, size_t message_size);
+
+/* Enqueues a configured call on `stream` of its device, whichever device is current. Returns 0, or -1 with
+ * the CUDA error written to message. */
+int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
+                      const nvfp4_launch_config *config, uintptr_t stream, char *message, size_t message_size);
 
 /* Launches the kernel on a group table that already lives in device memory (the benchmark's model
  * of a Python submission that builds its metadata with torch each call). tile_start counts tiles of

@@ -65,15 +65,11 @@ static inline NVFP4_HOST_DEVICE int32_t nvfp4_token_tiles(int32_t m, int32_t tok
 
 static inline NVFP4_HOST_DEVICE int32_t nvfp4_token_tile_rows(int32_t m, int32_t token_tile) {
     const int32_t tiles = nvfp4_token_tiles(m, token_tile);
-    return ((m + tiles - 1) / tiles + 7) / 8 * 8;
+    const int32_t rows = tiles == 1 ? m : (m + tiles - 1) / tiles; /* one tile, the common case: no division */
+    return (rows + 7) / 8 * 8;
 }
 
 /* Most groups whose table travels by value inside the kernel parameters (4 KB). */
 #define NVFP4_INLINE_CAPACITY 30
-
-/* The tile shape as the planner takes it. */
-typedef struct nvfp4_tile_shape {
-    int32_t m, n;
-} nvfp4_tile_shape;
 
 #endif

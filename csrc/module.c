@@ -129,9 +129,12 @@ static int read_group(PyObject *const *containers[4], Py_ssize_t g, nvfp4_group_
         snprintf(field, sizeof field, "problem_sizes[%zd]", g);
         return bad_sequence(containers[3][g], field, "a tuple of 4 ints (M, N, K, L)");
     }
-    if (read_tensor(abc[0], "abc", g, "a", &in->a) || read_tensor(abc[1], "abc", g, "b", &in->b) ||
-        read_tensor(abc[2], "abc", g, "c", &in->c) || read_tensor(sf[0], "sfasfb_reordered", g, "sfa", &in->sfa) ||
-        read_tensor(sf[1], "sfasfb_reordered", g, "sfb", &in->sfb))
+    PyObject *const tensors[NVFP4_GROUP_TENSORS] = {abc[0], abc[1], abc[2], sf[0], sf[1]};
+    nvfp4_tensor_desc *const descs[NVFP4_GROUP_TENSORS] = {&in->a, &in->b, &in->c, &in->sfa, &in->sfb};
+    if (!nvfp4_read_group_tensors(tensors, descs) &&
+        (read_tensor(abc[0], "abc", g, "a", &in->a) || read_tensor(abc[1], "abc", g, "b", &in->b) ||
+         read_tensor(abc[2], "abc", g, "c", &in->c) || read_tensor(sf[0], "sfasfb_reordered", g, "sfa", &in->sfa) ||
+         read_tensor(sf[1], "sfasfb_reordered", g, "sfb", &in->sfb)))
         return -1;
     if (read_size(sizes[0], g, 0, &in->m) || read_size(sizes[1], g, 1, &in->n) || read_size(sizes[2], g, 2, &in->k) ||
         read_size(sizes[3], g, 3, &in->l))
@@ -177,7 +180,7 @@ static int plan_call(module_state *st, PyObject *data, nvfp4_plan *plan, Py_ssiz
     nvfp4_group_input group;
     nvfp4_error error;
     nvfp4_status status = NVFP4_OK;
-    nvfp4_planner_start(&planner, nvfp4_cuda_tile(), st->entries);
+    nvfp4_planner_start(&planner, st->entries);
     for (Py_ssize_t g = 0; g < groups && status == NVFP4_OK; g++) {
         if (read_group(containers, g, &group, &st->outputs[g])) return -1;
         status = nvfp4_planner_add(&planner, &group, &error);
@@ -237,13 +240,15 @@ static PyObject *new_output_list(PyObject **outputs, Py_ssize_t count) {
 static PyObject *run_call(PyObject *module, PyObject *data, int launch) {
     module_state *st = get_state(module);
     nvfp4_plan plan;
+    nvfp4_launch_config config;
     Py_ssize_t groups;
     uintptr_t stream;
     char message[MESSAGE_BYTES];
     if (plan_call(st, data, &plan, &groups)) return NULL;
     if (plan.total_tiles > 0) {
         if (current_stream(st, plan.device_index, &stream)) return NULL;
-        if (launch && nvfp4_cuda_run(st->cuda, st->entries, &plan, stream, message, sizeof message)) {
+        if (nvfp4_cuda_configure(st->cuda, st->entries, &plan, &config, message, sizeof message) ||
+            (launch && nvfp4_cuda_launch(st->cuda, st->entries, &plan, &config, stream, message, sizeof message))) {
             PyErr_SetString(PyExc_RuntimeError, message);
             return NULL;
         }
@@ -257,8 +262,11 @@ static PyObject *custom_kernel(PyObject *module, PyObject *data) { return run_ca
 
 #define PREPARED_CAPSULE "nvfp4_group_gemm.prepared"
 
+/* A call planned and configured once (the Hopper schedule included), so that _launch_prepared times the
+ * launch alone. */
 typedef struct prepared_call {
     nvfp4_plan plan;
+    nvfp4_launch_config config;
     uintptr_t stream;
     nvfp4_group_entry entries[];
 } prepared_call;
@@ -270,10 +278,17 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
     nvfp4_plan plan;
     Py_ssize_t groups;
     if (plan_call(st, data, &plan, &groups)) return NULL;
+    char message[MESSAGE_BYTES];
     prepared_call *call = PyMem_Malloc(sizeof *call + sizeof(nvfp4_group_entry) * (size_t)plan.num_entries);
     if (!call) return PyErr_NoMemory();
     call->plan = plan;
     memcpy(call->entries, st->entries, sizeof(nvfp4_group_entry) * (size_t)plan.num_entries);
+    if (plan.total_tiles > 0 &&
+        nvfp4_cuda_configure(st->cuda, call->entries, &plan, &call->config, message, sizeof message)) {
+        PyErr_SetString(PyExc_RuntimeError, message);
+        PyMem_Free(call);
+        return NULL;
+    }
     if (current_stream(st, plan.device_index, &call->stream)) {
         PyMem_Free(call);
         return NULL;
@@ -289,8 +304,8 @@ static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
     prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
     char message[MESSAGE_BYTES];
     if (!call) return NULL;
-    if (call->plan.total_tiles > 0 &&
-        nvfp4_cuda_run(get_state(module)->cuda, call->entries, &call->plan, call->stream, message, sizeof message)) {
+    if (call->plan.total_tiles > 0 && nvfp4_cuda_launch(get_state(module)->cuda, call->entries, &call->plan,
+                                                        &call->config, call->stream, message, sizeof message)) {
         PyErr_SetString(PyExc_RuntimeError, message);
         return NULL;
     }
@@ -409,8 +424,7 @@ static int module_exec(PyObject *module) {
     }
     const char *choice = getenv("NVFP4_KERNEL");
     if (choice && *choice && set_kernel_choice(st, choice)) return -1;
-    nvfp4_tile_shape tile = nvfp4_cuda_tile();
-    if (PyModule_AddIntConstant(module, "TILE_M", tile.m) || PyModule_AddIntConstant(module, "TILE_N", tile.n) ||
+    if (PyModule_AddIntConstant(module, "TILE_M", NVFP4_TILE_M) || PyModule_AddIntConstant(module, "TILE_N", NVFP4_TILE_N) ||
         PyModule_AddIntConstant(module, "INLINE_CAPACITY", nvfp4_cuda_inline_capacity()) ||
         PyModule_AddIntConstant(module, "GROUP_ENTRY_BYTES", (long)sizeof(nvfp4_group_entry)) ||
         PyModule_AddIntConstant(module, "RING_SLOTS", nvfp4_cuda_ring_slots) ||

@@ -246,8 +246,7 @@ HOT nvfp4_status check_group_devices(const nvfp4_planner *p, const nvfp4_group_i
     return NVFP4_OK;
 }
 
-void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_tile_shape tile, nvfp4_group_entry *entries) {
-    planner->tile = tile;
+void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_group_entry *entries) {
     planner->entries = entries;
     planner->groups = planner->count = 0;
     planner->tiles = 0;
@@ -320,11 +319,11 @@ HOT int plain_group(const nvfp4_planner *p, const nvfp4_group_input *g) {
 
 /* Counts the group's tiles into the plan and writes its entry; fails only past INT32_MAX tiles. */
 HOT nvfp4_status add_entry(nvfp4_planner *p, const nvfp4_group_input *g, int32_t i, nvfp4_error *error) {
-    int64_t group_tiles = ceil_div(g->m, p->tile.m) * ceil_div(g->n, p->tile.n) * g->l;
+    int64_t group_tiles = ceil_div(g->m, NVFP4_TILE_M) * ceil_div(g->n, NVFP4_TILE_N) * g->l;
     if (p->tiles + group_tiles > INT32_MAX)
         return fail(error, NVFP4_VALUE_ERROR, (field_ref){"problem_sizes[%d]", i},
                     "the call needs more than %d output tiles of %dx%d; split it into several calls", INT32_MAX,
-                    p->tile.m, p->tile.n);
+                    NVFP4_TILE_M, NVFP4_TILE_N);
     fill_entry(g, (int32_t)p->tiles, &p->entries[p->count++]);
     p->tiles += group_tiles;
     return NVFP4_OK;
@@ -379,29 +378,33 @@ nvfp4_status nvfp4_planner_finish(nvfp4_planner *p, nvfp4_plan *plan, nvfp4_erro
 #define MODEL_DECODE_CLOCKS_PER_ROW 2
 #define MODEL_STEP_OVERHEAD 64
 
-static int64_t unit_cost(int64_t tokens, int64_t kblocks) {
+/* One candidate token tile's totals over the groups: units, their summed cost, and the largest and
+ * smallest unit cost. */
+typedef struct tile_estimate {
+    int64_t units, total, largest, smallest;
+} tile_estimate;
+
+/* Adds one group's units for a token tile. Inlined with a constant token_tile, so the divisions by it are
+ * multiplies (the schedule runs on every call). */
+HOT void estimate_group(tile_estimate *est, int32_t m, int64_t weight_units, int64_t kblocks, int32_t token_tile) {
+    const int32_t tiles = nvfp4_token_tiles(m, token_tile);
+    const int64_t tokens = nvfp4_token_tile_rows(m, token_tile);
     const int64_t mma = MODEL_MMA_CLOCKS_PER_TOKEN * tokens;
     const int64_t decode = MODEL_DECODE_CLOCKS_PER_ROW * (NVFP4_TILE_N + tokens);
-    return kblocks * ((mma > decode ? mma : decode) + MODEL_STEP_OVERHEAD);
+    const int64_t cost = kblocks * ((mma > decode ? mma : decode) + MODEL_STEP_OVERHEAD);
+    const int64_t units = tiles * weight_units;
+    est->units += units;
+    est->total += units * cost;
+    if (cost > est->largest) est->largest = cost;
+    if (cost < est->smallest) est->smallest = cost;
 }
 
-static int64_t estimate_clocks(const nvfp4_group_entry *entries, int32_t count, int32_t token_tile,
-                               int32_t multiprocessors) {
-    int64_t units = 0, total = 0, largest = 0, smallest = INT64_MAX;
-    for (int32_t i = 0; i < count; i++) {
-        const nvfp4_group_entry *e = &entries[i];
-        const int64_t group_units = (int64_t)nvfp4_token_tiles(e->m, token_tile) * ceil_div(e->n, NVFP4_TILE_N) * e->l;
-        const int64_t cost = unit_cost(nvfp4_token_tile_rows(e->m, token_tile), e->k / NVFP4_K_ALIGN);
-        units += group_units;
-        total += group_units * cost;
-        if (cost > largest) largest = cost;
-        if (cost < smallest) smallest = cost;
-    }
-    if (units == 0) return 0;
-    const int64_t waves = ceil_div(units, multiprocessors);
-    int64_t estimate = largest;
-    if (total / multiprocessors > estimate) estimate = total / multiprocessors;
-    if (waves * smallest > estimate) estimate = waves * smallest;
+static int64_t estimate_clocks(const tile_estimate *est, int32_t multiprocessors) {
+    if (est->units == 0) return 0;
+    const int64_t waves = ceil_div(est->units, multiprocessors);
+    int64_t estimate = est->largest;
+    if (est->total / multiprocessors > estimate) estimate = est->total / multiprocessors;
+    if (waves * est->smallest > estimate) estimate = waves * est->smallest;
     return estimate;
 }
 
@@ -416,14 +419,57 @@ int32_t nvfp4_count_units(nvfp4_group_entry *entries, int32_t count, int32_t tok
 }
 
 nvfp4_schedule nvfp4_schedule_units(nvfp4_group_entry *entries, int32_t count, int32_t multiprocessors) {
-    static const int32_t candidates[] = {NVFP4_MAX_TOKEN_TILE, 128, 96, NVFP4_MIN_TOKEN_TILE};
+    enum { CANDIDATES = 4 };
+    static const int32_t candidates[CANDIDATES] = {NVFP4_MAX_TOKEN_TILE, 128, 96, NVFP4_MIN_TOKEN_TILE};
+    tile_estimate est[CANDIDATES];
+    for (int c = 0; c < CANDIDATES; c++) est[c] = (tile_estimate){0, 0, 0, INT64_MAX};
+    if (multiprocessors < 1) multiprocessors = 1;
+    /* One pass over the groups for all candidates, each spelled out so its token tile is a constant. */
+    for (int32_t i = 0; i < count; i++) {
+        const nvfp4_group_entry *e = &entries[i];
+        const int64_t weight_units = ceil_div(e->n, NVFP4_TILE_N) * e->l, kblocks = e->k / NVFP4_K_ALIGN;
+        estimate_group(&est[0], e->m, weight_units, kblocks, NVFP4_MAX_TOKEN_TILE);
+        estimate_group(&est[1], e->m, weight_units, kblocks, 128);
+        estimate_group(&est[2], e->m, weight_units, kblocks, 96);
+        estimate_group(&est[3], e->m, weight_units, kblocks, NVFP4_MIN_TOKEN_TILE);
+    }
     nvfp4_schedule best = {NVFP4_MAX_TOKEN_TILE, 0};
     int64_t best_clocks = INT64_MAX;
-    if (multiprocessors < 1) multiprocessors = 1;
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        const int64_t clocks = estimate_clocks(entries, count, candidates[i], multiprocessors);
-        if (clocks < best_clocks) best_clocks = clocks, best.token_tile = candidates[i];
+    for (int c = 0; c < CANDIDATES; c++) {
+        const int64_t clocks = estimate_clocks(&est[c], multiprocessors);
+        if (clocks < best_clocks) best_clocks = clocks, best.token_tile = candidates[c];
     }
     best.units = nvfp4_count_units(entries, count, best.token_tile);
     return best;
+}
+
+/* Whether the memo holds this call's shapes; compared group by group, first mismatch ends it. */
+static int memo_matches(const nvfp4_schedule_memo *memo, const nvfp4_group_entry *entries, int32_t count,
+                        int32_t multiprocessors) {
+    if (memo->count != count || memo->multiprocessors != multiprocessors) return 0;
+    for (int32_t i = 0; i < count; i++) {
+        const nvfp4_group_entry *e = &entries[i];
+        const int32_t *shape = memo->shapes[i];
+        if ((shape[0] != e->m) | (shape[1] != e->n) | (shape[2] != e->k) | (shape[3] != e->l)) return 0;
+    }
+    return 1;
+}
+
+nvfp4_schedule nvfp4_schedule_units_memo(nvfp4_schedule_memo *memo, nvfp4_group_entry *entries, int32_t count,
+                                         int32_t multiprocessors) {
+    if (count >= 1 && memo_matches(memo, entries, count, multiprocessors))
+        return (nvfp4_schedule){memo->token_tile, nvfp4_count_units(entries, count, memo->token_tile)};
+    const nvfp4_schedule schedule = nvfp4_schedule_units(entries, count, multiprocessors);
+    memo->count = 0;
+    if (count <= NVFP4_SCHEDULE_MEMO_GROUPS) {
+        for (int32_t i = 0; i < count; i++) {
+            const nvfp4_group_entry *e = &entries[i];
+            int32_t *shape = memo->shapes[i];
+            shape[0] = e->m, shape[1] = e->n, shape[2] = e->k, shape[3] = e->l;
+        }
+        memo->count = count;
+        memo->multiprocessors = multiprocessors;
+        memo->token_tile = schedule.token_tile;
+    }
+    return schedule;
 }

@@ -40,7 +40,6 @@ typedef struct nvfp4_plan {
 } nvfp4_plan;
 
 typedef struct nvfp4_planner {
-    nvfp4_tile_shape tile;
     nvfp4_group_entry *entries;  /* room for one entry per group */
     int32_t groups;              /* added so far */
     int32_t count;               /* entries written */
@@ -55,7 +54,7 @@ typedef struct nvfp4_planner {
  * validated but produce no entry. An error message names the field, e.g. "abc[3].b: ...". Structural
  * rules fail at once; a tensor on the wrong device is reported by finish, so that every other rule is
  * reachable with CPU tensors. Nothing in entries may be used unless finish returns NVFP4_OK. */
-void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_tile_shape tile, nvfp4_group_entry *entries);
+void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_group_entry *entries);
 nvfp4_status nvfp4_planner_add(nvfp4_planner *planner, const nvfp4_group_input *group, nvfp4_error *error);
 nvfp4_status nvfp4_planner_finish(nvfp4_planner *planner, nvfp4_plan *plan, nvfp4_error *error);
 
@@ -70,6 +69,23 @@ typedef struct nvfp4_schedule {
  * on the call's shape (tokens per group, weight tiles, K, unit count against SM count), then rewrites
  * every entry's tile_start for it. Entries come from a successful plan. */
 nvfp4_schedule nvfp4_schedule_units(nvfp4_group_entry *entries, int32_t count, int32_t multiprocessors);
+
+/* The last schedule chosen, keyed on everything the choice depends on: the SM count and every group's
+ * (M, N, K, L). Calls of the same shapes (a benchmark's input sets, a serving loop at a steady batch) then
+ * skip the cost model. Calls of more than NVFP4_SCHEDULE_MEMO_GROUPS groups are not remembered. */
+#define NVFP4_SCHEDULE_MEMO_GROUPS NVFP4_INLINE_CAPACITY
+
+typedef struct nvfp4_schedule_memo {
+    int32_t count;               /* 0: empty */
+    int32_t multiprocessors;
+    int32_t token_tile;
+    int32_t shapes[NVFP4_SCHEDULE_MEMO_GROUPS][4];
+} nvfp4_schedule_memo;
+
+/* nvfp4_schedule_units, with the choice of token tile taken from `memo` when the shapes match it and stored
+ * in it otherwise. Same result as nvfp4_schedule_units. */
+nvfp4_schedule nvfp4_schedule_units_memo(nvfp4_schedule_memo *memo, nvfp4_group_entry *entries, int32_t count,
+                                         int32_t multiprocessors);
 
 /* Rewrites tile_start for units of at most token_tile token rows; returns the number of units. */
 int32_t nvfp4_count_units(nvfp4_group_entry *entries, int32_t count, int32_t token_tile);

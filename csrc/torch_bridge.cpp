@@ -64,16 +64,12 @@ constexpr std::array<device_info, DEVICE_TYPES> make_device_table() {
 
 constexpr std::array<device_info, DEVICE_TYPES> device_table = make_device_table();
 
-}  // namespace
-
-extern "C" int nvfp4_is_tensor(PyObject *obj) { return THPVariable_Check(obj) ? 1 : 0; }
-
-extern "C" nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc *out, char *message,
-                                               size_t message_size) {
-    if (!THPVariable_Check(obj)) return NVFP4_READ_NOT_A_TENSOR;
+// What the planner needs to know about one tensor. Sets no Python exception; `message` says why a tensor
+// cannot be described.
+inline nvfp4_read_status describe(const c10::TensorImpl *impl, nvfp4_tensor_desc *out, char *message,
+                                  size_t message_size) {
     // Every call reads ~40 tensors, so this reads only what the planner needs, with inline accessors.
     try {
-        const c10::TensorImpl *impl = THPVariable_Unpack(obj).unsafeGetTensorImpl();
         if (impl->layout() != c10::kStrided) {
             snprintf(message, message_size, "expected a strided (dense) tensor, got a sparse or other layout");
             return NVFP4_READ_UNSUPPORTED;
@@ -110,4 +106,27 @@ extern "C" nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc 
         snprintf(message, message_size, "could not read the tensor: %s", e.what());
         return NVFP4_READ_UNSUPPORTED;
     }
+}
+
+}  // namespace
+
+extern "C" int nvfp4_is_tensor(PyObject *obj) { return THPVariable_Check(obj) ? 1 : 0; }
+
+extern "C" nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc *out, char *message,
+                                               size_t message_size) {
+    if (!THPVariable_Check(obj)) return NVFP4_READ_NOT_A_TENSOR;
+    return describe(THPVariable_Unpack(obj).unsafeGetTensorImpl(), out, message, message_size);
+}
+
+extern "C" int nvfp4_read_group_tensors(PyObject *const *tensors, nvfp4_tensor_desc *const *out) {
+    PyTypeObject *const tensor_type = reinterpret_cast<PyTypeObject *>(THPVariableClass);
+    bool exact = tensor_type != nullptr;
+    for (int i = 0; i < NVFP4_GROUP_TENSORS; i++) exact &= Py_TYPE(tensors[i]) == tensor_type;
+    if (!exact) return 0;
+    char message[8];  // unused: the caller re-reads a group that fails here, to word the error
+    for (int i = 0; i < NVFP4_GROUP_TENSORS; i++)
+        if (describe(THPVariable_Unpack(tensors[i]).unsafeGetTensorImpl(), out[i], message, sizeof message) !=
+            NVFP4_READ_OK)
+            return 0;
+    return 1;
 }

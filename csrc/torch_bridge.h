@@ -16,12 +16,19 @@ typedef enum nvfp4_read_status {
     NVFP4_READ_UNSUPPORTED,      /* a tensor this package cannot describe; `message` says why */
 } nvfp4_read_status;
 
-/* Reads data pointer, dtype, device, sizes and strides of a torch.Tensor into out. Sets no Python
- * exception, allocates nothing, runs no Python code: the caller words the error with the field name. */
 /* 1 when obj is a torch.Tensor (or a subclass), else 0. */
 int nvfp4_is_tensor(PyObject *obj);
 
+/* Reads data pointer, dtype, device, sizes and strides of a torch.Tensor into out. Sets no Python
+ * exception, allocates nothing, runs no Python code: the caller words the error with the field name. */
 nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc *out, char *message, size_t message_size);
+
+/* One group's five tensors (a, b, c, sfa, sfb) in one call, the common case: 1 when all five are
+ * torch.Tensor itself (no subclass) and describable, with each *out[i] filled as nvfp4_read_tensor fills
+ * it; 0 otherwise, and the caller reads them one by one, which words the error. Saves a call and its
+ * register spills per tensor (bench/NOTES.md, host path, sixth session). */
+#define NVFP4_GROUP_TENSORS 5
+int nvfp4_read_group_tensors(PyObject *const *tensors, nvfp4_tensor_desc *const *out);
 
 #ifdef __cplusplus
 }

@@ -134,6 +134,23 @@ def test_uint8_views_and_unusual_strides():
     run_checked((new_abc, sfasfb, bigger_sfr, sizes))
 
 
+class MarkedTensor(torch.Tensor):
+    """A torch.Tensor subclass: read by the one-tensor path, not the one-call-per-group path."""
+
+
+@pytest.mark.parametrize("wrap", ["parameter", "subclass"])
+def test_tensor_subclasses_compute_the_same(wrap):
+    """Subclass tensors (nn.Parameter, a user subclass) in some groups, plain tensors in others."""
+    abc, sfasfb, sfr, sizes = generate_input([64, 130, 40], [128, 72, 256], [128, 320, 64], seed=4, full_range=True)
+    if wrap == "parameter":
+        as_wrapped = lambda t: torch.nn.Parameter(t, requires_grad=False)  # noqa: E731
+    else:
+        as_wrapped = lambda t: t.as_subclass(MarkedTensor)  # noqa: E731
+    abc[1] = (abc[1][0], as_wrapped(abc[1][1]), abc[1][2])
+    sfr[2] = (sfr[2][0], as_wrapped(sfr[2][1]))
+    run_checked((abc, sfasfb, sfr, sizes))
+
+
 def test_returns_new_list_of_callers_outputs():
     data = generate_input([64], [64], [64], seed=1)
     first, second = custom_kernel(data), custom_kernel(data)

@@ -587,6 +587,21 @@ def test_many_groups_index_in_message_and_state_survives():
     check_rejected(replace(small, 2, "b", None), TypeError, "abc[2].b:", ("NoneType",))
 
 
+class MarkedTensor(torch.Tensor):
+    """A torch.Tensor subclass: its groups are read tensor by tensor, plain groups in one call."""
+
+
+@pytest.mark.parametrize("field", list(TENSOR_FIELDS))
+def test_subclass_tensors_follow_the_same_rules(field):
+    """A valid subclass tensor passes like a plain one; a broken one is named like a plain one."""
+    data = make_valid()
+    marked = replace(data, 1, field, get(data, 1, field).as_subclass(MarkedTensor))
+    check_rejected(marked, ValueError, "abc[0].a:", exact=DEVICE_CPU, originals=[c for _, _, c in data[0]])
+    container = "abc" if field in ("a", "b", "c") else "sfasfb_reordered"
+    broken = field_tensor(data, 1, field, torch.float32).as_subclass(MarkedTensor)
+    check_rejected(replace(data, 1, field, broken), TypeError, f"{container}[1].{field}:", ("torch.float32",))
+
+
 def test_numpy_integer_sizes_are_accepted():
     np = pytest.importorskip("numpy")
     data = make_valid()

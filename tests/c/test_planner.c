@@ -70,14 +70,13 @@ static nvfp4_group_input make_group(int64_t m, int64_t n, int64_t k, int64_t l, 
     return g;
 }
 
-static const nvfp4_tile_shape tile = {64, 128};
 
 /* A whole call through the streaming planner, as the module drives it. */
 static nvfp4_status plan(const nvfp4_group_input *groups, int32_t count, nvfp4_group_entry *entries, nvfp4_plan *p,
                          nvfp4_error *error) {
     nvfp4_planner planner;
     nvfp4_status s;
-    nvfp4_planner_start(&planner, tile, entries);
+    nvfp4_planner_start(&planner, entries);
     for (int32_t i = 0; i < count; i++)
         if ((s = nvfp4_planner_add(&planner, &groups[i], error))) return s;
     return nvfp4_planner_finish(&planner, p, error);
@@ -299,6 +298,55 @@ static void test_schedule_units(void) {
     CHECK(nvfp4_count_units(e, 2, 64) == 2 * 32 * 3 + 6 * 32 && e[1].tile_start == 2 * 32 * 3);
 }
 
+/* The memoized schedule gives what the cost model gives, call after call: shapes repeated, one field changed,
+ * another SM count, more groups than the memo holds. And it is consulted only when every shape matches. */
+static uint32_t lcg_state = 12345;
+static int32_t lcg(int32_t below) {
+    lcg_state = lcg_state * 1664525u + 1013904223u;
+    return (int32_t)((lcg_state >> 8) % (uint32_t)below);
+}
+
+static void test_schedule_memo(void) {
+    enum { MOST = NVFP4_SCHEDULE_MEMO_GROUPS + 4 };
+    nvfp4_schedule_memo memo;
+    memset(&memo, 0, sizeof memo);
+    nvfp4_group_entry shapes[MOST], with_memo[MOST], without[MOST];
+    int count = 1, multiprocessors = 132, same = 1;
+    for (int call = 0; call < 3000; call++) {
+        switch (lcg(6)) {
+            case 0: /* a new call: count and every shape */
+                count = 1 + lcg(MOST);
+                for (int i = 0; i < count; i++) {
+                    memset(&shapes[i], 0, sizeof shapes[i]);
+                    shapes[i].m = 1 + (lcg(4) ? lcg(400) : lcg(5000));
+                    shapes[i].n = 1 + lcg(9000), shapes[i].k = 64 * (1 + lcg(120)), shapes[i].l = 1 + (lcg(8) == 0);
+                }
+                break;
+            case 1: shapes[lcg(count)].m += 1 + lcg(200); break;
+            case 2: shapes[lcg(count)].n += 1 + lcg(2000); break;
+            case 3: shapes[lcg(count)].l += 1; break;
+            case 4: multiprocessors = 1 + lcg(150); break;
+            default: break; /* the same call again */
+        }
+        memcpy(with_memo, shapes, sizeof shapes);
+        memcpy(without, shapes, sizeof shapes);
+        nvfp4_schedule a = nvfp4_schedule_units_memo(&memo, with_memo, count, multiprocessors);
+        nvfp4_schedule b = nvfp4_schedule_units(without, count, multiprocessors);
+        same &= a.token_tile == b.token_tile && a.units == b.units && !memcmp(with_memo, without, sizeof shapes);
+    }
+    CHECK(same);
+    /* White box: a matching call takes the memo's tile, a call that differs in one field does not. */
+    nvfp4_group_entry e[2];
+    memset(e, 0, sizeof e);
+    e[0].m = 128, e[1].m = 384, e[0].n = e[1].n = 4096, e[0].k = e[1].k = 1536, e[0].l = e[1].l = 1;
+    memset(&memo, 0, sizeof memo);
+    CHECK(nvfp4_schedule_units_memo(&memo, e, 2, 132).token_tile == 128 && memo.count == 2);
+    memo.token_tile = 64;
+    CHECK(nvfp4_schedule_units_memo(&memo, e, 2, 132).token_tile == 64 && e[1].tile_start == 2 * 32);
+    e[1].k = 1600;
+    CHECK(nvfp4_schedule_units_memo(&memo, e, 2, 132).token_tile == 128 && memo.token_tile == 128);
+}
+
 int main(void) {
     test_single_group_entry();
     test_tiles_and_empty_groups();
@@ -311,6 +359,7 @@ int main(void) {
     test_too_many_tiles();
     test_token_tiles();
     test_schedule_units();
+    test_schedule_memo();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
