@@ -295,8 +295,8 @@ int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int3
         return -1;
     /* tile_start counts 64-row tiles: the Hopper kernel runs them as units of at most NVFP4_TILE_M tokens. */
     const nvfp4_launch_fn launch = hopper ? nvfp4_hopper_launch : nvfp4_portable_launch;
-    const nvfp4_launch_shape shape = {total_tiles, NVFP4_TILE_M, hopper ? hopper_grid(cuda, device, total_tiles) : total_tiles,
-                                      device};
+    const int32_t grid = hopper ? hopper_grid(cuda, device, total_tiles) : total_tiles;
+    const nvfp4_launch_shape shape = {total_tiles, NVFP4_TILE_M, grid, device};
     if (enter_device(device, &previous, message, message_size)) return -1;
     count_launch(cuda, launch);
     CUDA_CHECK((cudaError_t)launch(NULL, device_table, num_entries, &shape, (void *)stream));

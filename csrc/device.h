@@ -51,8 +51,9 @@ typedef struct nvfp4_launch_config {
 } nvfp4_launch_config;
 
 /* Chooses the kernel family for device plan->device_index and its launch shape. For the Hopper kernel this
- * is its schedule (nvfp4_schedule_units), which rewrites the entries' tile_start for its units. Part of
- * planning a call: nothing is enqueued. Returns 0, or -1 with the error written to message. */
+ * is its schedule (nvfp4_schedule_units_memo: the cost model, unless the last call had the same shapes),
+ * which rewrites the entries' tile_start for its units. Part of planning a call: nothing is enqueued.
+ * Returns 0, or -1 with the error written to message. */
 int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan,
                          nvfp4_launch_config *config, char *message, size_t message_size);
 

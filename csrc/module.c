@@ -424,7 +424,8 @@ static int module_exec(PyObject *module) {
     }
     const char *choice = getenv("NVFP4_KERNEL");
     if (choice && *choice && set_kernel_choice(st, choice)) return -1;
-    if (PyModule_AddIntConstant(module, "TILE_M", NVFP4_TILE_M) || PyModule_AddIntConstant(module, "TILE_N", NVFP4_TILE_N) ||
+    if (PyModule_AddIntConstant(module, "TILE_M", NVFP4_TILE_M) ||
+        PyModule_AddIntConstant(module, "TILE_N", NVFP4_TILE_N) ||
         PyModule_AddIntConstant(module, "INLINE_CAPACITY", nvfp4_cuda_inline_capacity()) ||
         PyModule_AddIntConstant(module, "GROUP_ENTRY_BYTES", (long)sizeof(nvfp4_group_entry)) ||
         PyModule_AddIntConstant(module, "RING_SLOTS", nvfp4_cuda_ring_slots) ||
