@@ -12,7 +12,7 @@
  * Kernel family: the Hopper kernel (sm_90a machine code only) on devices of compute capability 9.0,
  * the portable one everywhere else or when the module forces it; a device's capability and SM count are
  * asked once. The Hopper kernel's units and token tile come from the planner's schedule
- * (nvfp4_schedule_units), which rewrites the table's tile_start before the table travels.
+ * (nvfp4_schedule_units_memo), which rewrites the table's tile_start before the table travels.
  */
 #include "device.h"
 

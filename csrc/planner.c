@@ -250,7 +250,6 @@ void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_group_entry *entries) {
     planner->entries = entries;
     planner->groups = planner->count = 0;
     planner->tiles = 0;
-    planner->device_type = NVFP4_DEVICE_OTHER;
     planner->device_index = -1;
     planner->device_status = NVFP4_OK;
 }
@@ -346,7 +345,7 @@ static __attribute__((noinline)) nvfp4_status add_checked(nvfp4_planner *p, cons
 
 nvfp4_status nvfp4_planner_add(nvfp4_planner *p, const nvfp4_group_input *g, nvfp4_error *error) {
     const int32_t i = p->groups++;
-    if (i == 0) p->device_type = g->a.device_type, p->device_index = g->a.device_index; /* every tensor's device */
+    if (i == 0) p->device_index = g->a.device_index; /* every tensor's device */
     return plain_group(p, g) ? add_entry(p, g, i, error) : add_checked(p, g, i, error);
 }
 

@@ -44,8 +44,7 @@ typedef struct nvfp4_planner {
     int32_t groups;              /* added so far */
     int32_t count;               /* entries written */
     int64_t tiles;
-    nvfp4_device_type device_type; /* of abc[0].a: every tensor must be on this CUDA device */
-    int32_t device_index;
+    int32_t device_index;        /* of abc[0].a: every tensor must be on this CUDA device */
     nvfp4_status device_status;  /* the first device error, reported once everything else is valid */
     nvfp4_error device_error;
 } nvfp4_planner;
