@@ -12,6 +12,7 @@ deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
 	@$(PYTHON) -c "import pytest" 2>/dev/null || $(PIP) install pytest
 	@$(PYTHON) -c "import setuptools, wheel" 2>/dev/null || $(PIP) install setuptools wheel
+	@ninja --version >/dev/null 2>&1 || $(PYTHON) -c "import ninja" 2>/dev/null || $(PIP) install ninja
 
 build: deps
 	$(PYTHON) setup.py build_ext --inplace
