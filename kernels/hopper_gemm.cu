@@ -9,11 +9,11 @@
 //
 // Persistent grid: CTA i runs units i, i + gridDim.x, ...; its three roles walk that same sequence and meet
 // only at mbarriers. 512 threads, one CTA per SM:
-//  - warp 0, the copier: per 256-K stage of a unit, bulk tensor copies (TMA) of the packed weight and token
-//    rows, as 64-row boxes, into one of two stage buffers, plus 16-byte copies of the 512-byte scale atoms
-//    by its 32 lanes; the stage's `full` mbarrier completes when every byte has landed, and a stage is
-//    refilled once its `empty` mbarrier says every reader is done. The tensor maps are made per unit on the
-//    device from a host-made template (retarget_tensor_map), so the host does no per-call map work.
+//  - warp 0, the copier: per 256-K stage of a unit, its lane 0 issues bulk tensor copies (TMA) of the packed
+//    weight and token rows, as 64-row boxes, and one bulk copy of the stage's scale atoms per 128-row block,
+//    into one of two stage buffers; the stage's `full` mbarrier completes when every byte has landed, and a
+//    stage is refilled once its `empty` mbarrier says every reader is done. The tensor maps are made per unit
+//    on the device from a host-made template (retarget_tensor_map), so the host does no per-call map work.
 //  - warps 1-7, the token decoders: per 64-K block, decode the stage's token rows into one of four fp16 tiles
 //    (one thread per row), once for both consumers.
 //  - warpgroups 2 and 3, the consumers, 64 weight rows each: per 64-K block, issue the block's wgmma on
@@ -23,8 +23,7 @@
 // Warpgroups 0-1 give registers to the consumers (setmaxnreg), which hold up to 96 + 64 fp32 accumulators
 // (one set per wgmma width).
 //
-// Where the time goes, and what did not work, is in bench/NOTES.md (Hopper v3): the scale atoms as 512-byte
-// bulk copies took half the time; ptxas serialised every wgmma of the earlier versions (C7510-C7515).
+// Measurements, profiles and the variants that ran slower: docs/performance.md.
 //
 // K is permuted inside each 64-K block so that a thread reads contiguous bytes: lane t of a quad reads
 // original k in [16t, 16t + 16) (one scale group) of its rows and decodes them into 8 half2 pairs
@@ -34,11 +33,11 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include <type_traits>
-
 #include "grouped_launch.cuh"
 #include "launchers.h"
 #include "nvfp4.cuh"
+#include "sm90_ptx.cuh"
+#include "wgmma_rs.cuh"
 
 namespace {
 
@@ -103,157 +102,10 @@ __device__ __forceinline__ int staged_chunk(int row, int chunk) {
 // to), MAP_SLOTS units' worth, each a map of the tokens (a) and of the weights (b).
 __device__ CUtensorMap unit_tensor_maps[MAX_SM_IDS][MAP_SLOTS][2];
 
-// ---- PTX wrappers -------------------------------------------------------------------------------------------
-
-__device__ __forceinline__ uint32_t shared_address(const void *p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void barrier_init(uint64_t *bar, uint32_t arrivals) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(arrivals));
-}
-
-__device__ __forceinline__ void barrier_arrive(uint64_t *bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(bar)) : "memory");
-}
-
-// Waits until the barrier's phase of the given parity has completed.
-__device__ __forceinline__ void barrier_wait(uint64_t *bar, uint32_t parity) {
-    asm volatile(
-        "{\n"
-        ".reg .pred done;\n"
-        "waiting:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra waiting;\n"
-        "}\n" ::"r"(shared_address(bar)),
-        "r"(parity)
-        : "memory");
-}
-
-// Bulk asynchronous copy global -> shared of `bytes` (a multiple of 16, both addresses 16-byte aligned); the
-// bytes count against the barrier's transaction count as they land.
-__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                     shared_address(dst)),
-                 "l"(src), "r"(bytes), "r"(shared_address(bar))
-                 : "memory");
-}
-
-// The arrival that completes a stage once `bytes` more have landed on it (mbarrier transaction count).
-__device__ __forceinline__ void barrier_arrive_expect_bytes(uint64_t *bar, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)), "r"(bytes)
-                 : "memory");
-}
-
-// Bulk tensor copy of one BOX_ROWS x STAGE_ROW_BYTES box at (byte x, row y) of the map's tensor into shared memory
-// (aligned to the swizzle's atom; the map's swizzle); rows and bytes past the tensor's ends read as zeros, and the whole box
-// counts against the barrier's transaction count.
-__device__ __forceinline__ void tensor_copy(void *dst, const CUtensorMap *map, int x, int y, uint64_t *bar) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
-            shared_address(dst)),
-        "l"(map), "r"(x), "r"(y), "r"(shared_address(bar))
-        : "memory");
-}
-
-// Points the tensor map in shared memory at a row-major byte matrix: `rows` rows of `row_bytes` bytes, `stride`
-// bytes apart, from `base` (the template's data type, box and swizzle stay).
-__device__ __forceinline__ void retarget_tensor_map(CUtensorMap *map, const void *base, uint32_t row_bytes,
-                                                    uint32_t rows, uint64_t stride) {
-    const uint32_t address = shared_address(map);
-    asm volatile("tensormap.replace.tile.global_address.shared::cta.b1024.b64 [%0], %1;\n" ::"r"(address), "l"(base)
-                 : "memory");
-    asm volatile("tensormap.replace.tile.global_dim.shared::cta.b1024.b32 [%0], 0, %1;\n" ::"r"(address), "r"(row_bytes)
-                 : "memory");
-    asm volatile("tensormap.replace.tile.global_dim.shared::cta.b1024.b32 [%0], 1, %1;\n" ::"r"(address), "r"(rows)
-                 : "memory");
-    asm volatile("tensormap.replace.tile.global_stride.shared::cta.b1024.b64 [%0], 0, %1;\n" ::"r"(address), "l"(stride)
-                 : "memory");
-}
-
-// Warp-wide: copies a tensor map from shared to global memory and releases it to the tensor-map proxy.
-__device__ __forceinline__ void publish_tensor_map(CUtensorMap *global_map, const CUtensorMap *shared_map) {
-    asm volatile(
-        "tensormap.cp_fenceproxy.global.shared::cta.tensormap::generic.release.gpu.sync.aligned [%0], [%1], 128;\n" ::"l"(
-            global_map),
-        "r"(shared_address(shared_map))
-        : "memory");
-}
-
-// Makes a published tensor map visible to this thread's bulk tensor copies.
-__device__ __forceinline__ void acquire_tensor_map(const CUtensorMap *global_map) {
-    asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;\n" ::"l"(global_map) : "memory");
-}
-
-// Generic-proxy writes to shared memory become visible to the tensor cores' reads (async proxy).
-__device__ __forceinline__ void fence_shared_for_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
+// Named barrier of one consumer warpgroup's 128 threads (barrier 0 is __syncthreads).
 __device__ __forceinline__ void sync_consumer(int consumer) {
-    asm volatile("bar.sync %0, 128;\n" ::"r"(1 + consumer) : "memory");  // barrier 0 is __syncthreads
+    asm volatile("bar.sync %0, 128;\n" ::"r"(1 + consumer) : "memory");
 }
-
-// wgmma descriptor of a K-major tile of 128-byte rows with the 128-byte swizzle (8-row atoms of 1024 bytes);
-// the leading byte offset is unused in this mode.
-__device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void *tile) {
-    const uint64_t address = shared_address(tile);
-    return ((address >> 4) & 0x3FFFull) | (1ull << 16) | (uint64_t(1024 >> 4) << 32) | (1ull << 62);
-}
-
-// wgmma m64nNk16, f32 += f16 * f16, A from registers, B K-major from shared memory, N = one of the two
-// widths of mma_tokens, in one instruction: A is read from registers once per k16 step for all the tokens
-// (the asm operand lists have to be spelled out per N).
-template <int N>
-struct wgmma_tokens;
-
-template <>
-struct wgmma_tokens<128> {
-    static __device__ __forceinline__ void run(float (&d)[128 / 2], const uint32_t (&a)[4], uint64_t b_desc) {
-        asm volatile(
-            "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-            " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
-            " %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-            " %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-            "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(1));
-    }
-};
-
-template <>
-struct wgmma_tokens<192> {
-    static __device__ __forceinline__ void run(float (&d)[192 / 2], const uint32_t (&a)[4], uint64_t b_desc) {
-        asm volatile(
-            "{\n.reg .pred p;\nsetp.ne.b32 p, %101, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n192k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-            " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
-            " %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-            " %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63,"
-            " %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79,"
-            " %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, "
-            "{%96, %97, %98, %99}, %100, p, 1, 1, 0;\n}\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-              "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-              "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-              "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-              "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(1));
-    }
-};
 
 // The scale atoms of `kblocks` consecutive 64-K blocks of one 128-row block into consecutive atoms of shared
 // memory: one bulk copy when they are consecutive in memory too (the blocked layout's own order), else one per atom.
@@ -301,7 +153,7 @@ __device__ __forceinline__ ring_position ring_at(int count, int size) {
 
 // The wgmma width (tokens) a consumer runs a tile of `rows` token rows with: MMA_NARROW or MAX_TOKENS. Only
 // two widths: ptxas gives each width's accumulators registers of their own, and with more than two (or
-// than a few narrow ones) it runs out and serialises every wgmma (C7512 in the build log).
+// than a few narrow ones) it runs out and serialises every wgmma (warning C7512 with -Xptxas -v).
 constexpr int MMA_NARROW = 128;
 __device__ __forceinline__ int mma_tokens(int rows) { return rows <= MMA_NARROW ? MMA_NARROW : MAX_TOKENS; }
 
@@ -369,8 +221,8 @@ __device__ __forceinline__ void run_copier(const grouped_params<CAPACITY> &param
             // 128 bytes = 256 K wide; past K or past the rows they fill with zeros, which no output reads), and
             // per 128-row block the stage's scale atoms, consecutive in the blocked layout, as one bulk copy.
             // Few instructions: the copier shares the memory-instruction queue with the decoders' shared-memory
-            // traffic, and 16-byte copies of the atoms (or one bulk copy per atom) made the copier the
-            // bottleneck (bench/NOTES.md, Hopper v3).
+            // traffic, and with 16-byte copies of the atoms (or one bulk copy per atom) issuing a stage took
+            // 2000-3500 clocks, which made the copier the bottleneck.
             if (lane == 0) {
                 barrier_wait(&shared.stage_empty[stage.index], stage.parity ^ 1);
                 barrier_arrive_expect_bytes(full, (WEIGHT_ROWS / BOX_ROWS + token_boxes) * BOX_BYTES +
@@ -461,16 +313,17 @@ __device__ __forceinline__ void run_token_decoder(const grouped_params<CAPACITY>
 
 // ---- Consumers (warpgroups 2, 3) ----------------------------------------------------------------------------
 
-// One 64-K block's wgmma over a decoded token tile of TOKENS rows, between one fence and one commit. TOKENS
-// is a template parameter so that no branch separates the fence, the wgmma and the commit: with one, the
-// compiler closes the group with a dummy wgmma, and wait_group 1 then waits for this block's real ones.
+// One 64-K block's wgmma over a decoded token tile of TOKENS rows, between one fence and one commit: one wgmma
+// per k16 step covers every token, so the A fragments are read from registers once per step. TOKENS is a
+// template parameter so that no branch separates the fence, the wgmma and the commit: with one, the compiler
+// closes the group with a dummy wgmma, and wait_group 1 then waits for this block's real ones.
 template <int TOKENS>
 __device__ __forceinline__ void block_mma(float (&acc)[TOKENS / 2], const uint32_t (&frag)[4][4],
                                           const __half *tile) {
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < 4; ks++) wgmma_tokens<TOKENS>::run(acc, frag[ks], swizzled_tile_descriptor(tile + ks * 16));
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    for (int ks = 0; ks < 4; ks++) wgmma_rs<TOKENS>::mma(acc, frag[ks], swizzled_tile_descriptor(tile + ks * 16));
+    wgmma_commit();
 }
 
 // Where a consumer thread is in the rings, carried across units.
@@ -481,7 +334,7 @@ struct consumer_state {
 // One unit of a consumer warpgroup: its 64 weight rows by TOKENS token rows (the tile's rows rounded up to
 // 8). Everything that touches the accumulators is inside this one instantiation: when the accumulators of
 // several token counts meet after a branch, or the wgmma loop sits in a called function, ptxas serialises
-// every wgmma (C7510, C7511, C7515 in the build log; bench/NOTES.md).
+// every wgmma (warnings C7510, C7511, C7515, shown only with -Xptxas -v).
 template <int TOKENS, int CAPACITY>
 __device__ __forceinline__ void consumer_unit(const unit_coords &u, shared_storage &shared, int consumer,
                                               int thread, consumer_state &state) {
@@ -533,7 +386,7 @@ __device__ __forceinline__ void consumer_unit(const unit_coords &u, shared_stora
         const ring_position tile = ring_at(state.block_count, DECODED_TILES);
         barrier_wait(&shared.decoded_full[tile.index], tile.parity);
         block_mma<TOKENS>(acc, frag, shared.decoded[tile.index]);
-        asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(WGMMA_IN_FLIGHT - 1) : "memory");
+        wgmma_wait<WGMMA_IN_FLIGHT - 1>();
         if (kb >= WGMMA_IN_FLIGHT - 1 && lane == 0)
             barrier_arrive(&shared.decoded_empty[ring_at(state.block_count - (WGMMA_IN_FLIGHT - 1), DECODED_TILES).index]);
         state.block_count++;
@@ -544,7 +397,7 @@ __device__ __forceinline__ void consumer_unit(const unit_coords &u, shared_stora
         step(kb, frag_a, frag_b);
         if (kb + 1 < kblocks) step(kb + 1, frag_b, frag_a);
     }
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    wgmma_wait<0>();
     for (int b = min(kblocks, WGMMA_IN_FLIGHT - 1); b > 0 && lane == 0; b--)
         barrier_arrive(&shared.decoded_empty[ring_at(state.block_count - b, DECODED_TILES).index]);
 
@@ -617,18 +470,18 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
             barrier_init(&shared.decoded_full[t], DECODER_WARPS);
             barrier_init(&shared.decoded_empty[t], CONSUMER_WARPS);
         }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        fence_barrier_init();
     }
     __syncthreads();
 
     // Roles by warpgroup and warp (warp-uniform, which the shuffles make visible to the compiler).
     const int warpgroup = __shfl_sync(0xFFFFFFFFu, tid / 128, 0), warp = __shfl_sync(0xFFFFFFFFu, tid / 32, 0);
     if (warpgroup < PRODUCERS) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(PRODUCER_REGISTERS));
+        setmaxnreg_dec<PRODUCER_REGISTERS>();
         if (warp < COPIER_WARPS) run_copier(params, shared, tid);  // one warp
         else run_token_decoder(params, shared, tid - 32 * COPIER_WARPS);
     } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONSUMER_REGISTERS));
+        setmaxnreg_inc<CONSUMER_REGISTERS>();
         run_consumer(params, shared, warpgroup - PRODUCERS, tid % 128);
     }
 }
@@ -637,10 +490,6 @@ __global__ void __launch_bounds__(THREADS, 1) hopper_gemm_kernel(const __grid_co
 // swizzle, zeros past the ends. The kernel replaces address, sizes and stride per unit (retarget_tensor_map), so
 // one made on the host at first use serves every call; it holds no device state. Null if the driver cannot
 // make it (cuTensorMapEncodeTiled comes from the driver through the runtime, so nothing links libcuda).
-typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
-                                    const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
-                                    CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-
 bool make_tensor_map_template(CUtensorMap *tensor_map) {
     void *entry = driver_entry_point("cuTensorMapEncodeTiled");
     if (!entry) return false;

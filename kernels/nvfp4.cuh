@@ -1,9 +1,8 @@
 // nvfp4.cuh: exact NVFP4 decode and blocked-scale addressing, shared by every kernel family.
 //
-// Exactness (NOTES section 4): an e2m1 value has at most 2 significant bits and an e4m3 scale at
-// most 4, so their product (at most 6 bits, a multiple of 2^-10, at most 2688) is exact in fp16, even
-// scaled by a power of two as below. Every helper here is exact for all finite inputs; NaN scale codes
-// decode to NaN.
+// Exactness: an e2m1 value has at most 2 significant bits and an e4m3 scale at most 4, so their product
+// (at most 6 bits, a multiple of 2^-10, at most 2688) is exact in fp16, even scaled by a power of two as
+// below. Every helper here is exact for all finite inputs; NaN scale codes decode to NaN.
 #pragma once
 
 #include <cuda_fp16.h>

@@ -1,24 +1,28 @@
-// weight_decode_probe.cu: the steady state of a Hopper layout with the roles of the landed kernel swapped
-// (bench/NOTES.md, "Hopper, fourth session"): tokens on wgmma's register side, weights decoded once into shared
-// memory on the n side. Per CTA (one per SM, every SM busy), per 64-K block:
+// weight_decode_probe.cu: the steady state of the other Hopper layout, the roles of kernels/hopper_gemm.cu
+// swapped: tokens on wgmma's register side, weights decoded once into shared memory on the n side. Measures
+// clocks per 64-K block against the tensor floor, and counts wrong accumulators. Per CTA (one per SM, every
+// SM busy), per 64-K block:
 //  - the decoder warpgroups (DECODER_WGS: 1 or 2) decode 256 weight rows x 64 K of e2m1 (thread per row: the
 //    row body of the kernel's run_token_decoder, copied here so that DECODE can swap its decode) into one of
 //    RING 128B-swizzled fp16 tiles and arrive on its `full` mbarrier;
-//  - two consumer warpgroups of 64 tokens each decode their A fragments (the landed consumer's code) and issue
-//    2 x wgmma m64n128k16 per k16 step against the tile (256 weight rows), wait_group 1, arrive on `empty`.
+//  - two consumer warpgroups of 64 tokens each decode their A fragments (as the kernel's consumers do) and
+//    issue 2 x wgmma m64n128k16 per k16 step against the tile (256 weight rows), wait_group 1, arrive on `empty`.
 // The packed operands sit in shared memory from the start (no copies, no scheduling, no epilogue), so this is
 // the best case of that layout; tensor floor 1024 clocks a block. The data make every output a known sum, so
 // `bad` counts wrong accumulators (0 expected with DECODE=1, MMA=1; the timing-only variants are wrong).
-// Knobs: DECODE 1 exact (kernels/nvfp4.cuh), 2 no scale multiply (bits and sign only: 4 ops a pair),
-// 3 magnitude bits only (2 ops a pair), 0 none; MMA 0 drops the wgmma; TOKEN_DECODE 0 drops the consumers'
-// fragment decode; STORE 0 drops the decoded tile's stores (the values stay in registers); SS takes wgmma's A
-// from a fixed decoded token tile in shared memory instead of registers (fits with RING 3). On an H200, from
-// the repository root:
-//   nvcc -std=c++17 -O3 -Icsrc -Ikernels -gencode=arch=compute_90a,code=sm_90a -DDECODER_WGS=2 \
-//        bench/weight_decode_probe.cu -o /tmp/wdp && /tmp/wdp
+// Knobs (-D, through FLAGS of dev/Makefile): DECODE 1 exact (kernels/nvfp4.cuh), 2 no scale multiply (bits and
+// sign only: 4 ops a pair), 3 magnitude bits only (2 ops a pair), 0 none; MMA 0 drops the wgmma; TOKEN_DECODE 0
+// drops the consumers' fragment decode; STORE 0 drops the decoded tile's stores (the values stay in
+// registers); SS takes wgmma's A from a fixed decoded token tile in shared memory instead of registers (fits
+// with RING 3).
+// Build: make -C dev weight_decode_probe [FLAGS="-DSS -DRING=3"] (dev/README.md), then run
+// /tmp/nvfp4_dev/weight_decode_probe on an H200.
+#include <stdint.h>
 #include <stdio.h>
 
-#include "../kernels/hopper_gemm.cu"  // its PTX wrappers, swizzle, descriptor and wgmma m64n128k16 (A in registers)
+#include "nvfp4.cuh"
+#include "sm90_ptx.cuh"
+#include "wgmma_rs.cuh"
 
 #ifndef DECODER_WGS
 #define DECODER_WGS 2
@@ -39,10 +43,9 @@
 #define STORE 1
 #endif
 
-// The probe's own names shadow the kernel's (anonymous namespace) where they differ.
-namespace probe {
-
-constexpr int ROW_BYTES = STAGE_ROW_BYTES /* 4 blocks a staged row */, WEIGHT_ROWS = 256, TOKEN_ROWS = 128;
+constexpr int KBLOCK = 64;      // K elements per block: 4 scale groups a row
+constexpr int ROW_BYTES = 128;  // a packed row's share of one source stage: 4 blocks, as the kernel stages them
+constexpr int WEIGHT_ROWS = 256, TOKEN_ROWS = 128;
 constexpr int SOURCE_STAGES = 2, BLOCKS = 2000;
 constexpr int THREADS = 128 * (2 + DECODER_WGS), DECODER_THREADS = 128 * DECODER_WGS;
 // setmaxnreg: the launch holds THREADS x (65536 / THREADS rounded down to 8); ptxas needs the consumers' wgmma
@@ -52,6 +55,10 @@ constexpr int DECODER_REGISTERS = DECODER_WGS == 1 ? 104 : 64;
 constexpr int CONSUMER_REGISTERS = DECODER_WGS == 1 ? 200 : 192;
 static_assert(DECODER_THREADS * DECODER_REGISTERS + 256 * CONSUMER_REGISTERS <= THREADS * LAUNCH_REGISTERS,
               "setmaxnreg.inc waits forever for registers the launch does not hold");
+
+// Byte offset, inside a staged row of ROW_BYTES, of 16-byte chunk `chunk` under the 128-byte swizzle that the
+// kernel's bulk tensor copies write (chunk c of row r at chunk c ^ (r % 8)).
+__device__ __forceinline__ int staged_chunk(int row, int chunk) { return (chunk ^ (row & 7)) * 16; }
 
 struct probe_shared {
     __half decoded[RING][WEIGHT_ROWS * KBLOCK];
@@ -64,14 +71,6 @@ struct probe_shared {
 #endif
     uint64_t full[RING], empty[RING];
 };
-
-__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t a_desc, uint64_t b_desc) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(a_desc), "l"(b_desc), "r"(1));
-}
 
 // 8 e2m1 values and one scale to 4 half2 pairs, per DECODE.
 __device__ __forceinline__ void decode_word(uint32_t x, __half2 scale, uint32_t (&out)[4]) {
@@ -112,12 +111,12 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
 #endif
     if (tid == 0) {
         for (int r = 0; r < RING; r++) barrier_init(&s.full[r], DECODER_THREADS / 32), barrier_init(&s.empty[r], 8);
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        fence_barrier_init();
     }
     __syncthreads();
     const int warpgroup = __shfl_sync(0xFFFFFFFFu, tid / 128, 0);
     if (warpgroup < DECODER_WGS) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(DECODER_REGISTERS));
+        setmaxnreg_dec<DECODER_REGISTERS>();
         uint32_t sink = 0;  // keeps the decode alive when STORE is 0
         for (int b = 0; b < BLOCKS; b++) {
             const int tile = b % RING;
@@ -162,7 +161,7 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
         if (sink == 0x9E3779B9u) out[0] = 1.0f;
         return;
     }
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CONSUMER_REGISTERS));
+    setmaxnreg_inc<CONSUMER_REGISTERS>();
     const int consumer = warpgroup - DECODER_WGS, thread = tid % 128, lane = thread % 32;
     const int quad_lane = lane % 4, first_row = consumer * 64 + (thread / 32) * 16 + lane / 4;
     auto load_fragments = [&](int b, uint32_t (&frag)[4][4]) {
@@ -195,19 +194,20 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
         const int tile = b % RING;
         barrier_wait(&s.full[tile], (b / RING) & 1);
 #if MMA
-        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+        wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
 #ifdef SS
-            wgmma_ss_n128(acc[0], swizzled_tile_descriptor(s.token_tiles[consumer] + ks * 16), swizzled_tile_descriptor(s.decoded[tile] + ks * 16));
-            wgmma_ss_n128(acc[1], swizzled_tile_descriptor(s.token_tiles[consumer] + ks * 16), swizzled_tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
+            const uint64_t token_desc = swizzled_tile_descriptor(s.token_tiles[consumer] + ks * 16);
+            wgmma_ss<128>::mma(acc[0], token_desc, swizzled_tile_descriptor(s.decoded[tile] + ks * 16));
+            wgmma_ss<128>::mma(acc[1], token_desc, swizzled_tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
 #else
-            wgmma_tokens<128>::run(acc[0], frag[ks], swizzled_tile_descriptor(s.decoded[tile] + ks * 16));
-            wgmma_tokens<128>::run(acc[1], frag[ks], swizzled_tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
+            wgmma_rs<128>::mma(acc[0], frag[ks], swizzled_tile_descriptor(s.decoded[tile] + ks * 16));
+            wgmma_rs<128>::mma(acc[1], frag[ks], swizzled_tile_descriptor(s.decoded[tile] + 128 * KBLOCK + ks * 16));
 #endif
         }
-        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+        wgmma_commit();
+        wgmma_wait<1>();
 #else
         for (int ks = 0; ks < 4; ks++) acc[0][ks] += __uint_as_float(frag[ks][0]);
 #endif
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
     load_fragments(0, frag_a);
     const long long start = clock64();
     for (int b = 0; b < BLOCKS; b += 2) step(b, frag_a, frag_b), step(b + 1, frag_b, frag_a);
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    wgmma_wait<0>();
     const long long stop = clock64();
     if (thread == 0) cycles[blockIdx.x * 2 + consumer] = stop - start;
     float expected = 0.f, sum = 0.f;  // every accumulator: sum over blocks of the block's weight value x 64
@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(THREADS, 1) weight_decode_probe(float *out, lo
         }                                                                                                    \
     } while (0)
 
-int run() {
+int main() {
     int sms;
     CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     float *out;
@@ -283,6 +283,3 @@ int run() {
     return 0;
 }
 
-}  // namespace probe
-
-int main() { return probe::run(); }

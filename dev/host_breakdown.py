@@ -1,10 +1,10 @@
-"""Where the host time of one custom_kernel call goes (experiment; see bench/NOTES.md).
+"""Where the host time of one custom_kernel call goes, stage by stage.
 
 Idle GPU, hot caches: a call rejected at once (call + exception), a call rejected by the very last check
 (every group read and planned: a CPU tensor in the last group), the stream query alone, and _C._plan_only
 (everything custom_kernel does but the launch). Busy GPU, variants interleaved: custom_kernel, the bare
 launch of a prepared call, and _plan_only followed by the bare launch.
-Run on a GPU machine: python3 bench/host_breakdown.py
+Run on a GPU machine after `make build`: python3 dev/host_breakdown.py
 """
 
 import statistics

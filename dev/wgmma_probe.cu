@@ -1,22 +1,26 @@
-// wgmma_probe.cu: checks, on a Hopper GPU, the facts the Hopper kernel plan (bench/NOTES.md) relies on:
+// wgmma_probe.cu: checks on a Hopper GPU, with the kernel's own wrappers (kernels/sm90_ptx.cuh, wgmma_rs.cuh),
+// the facts the Hopper kernel's layout relies on; prints PASS or FAIL:
 //   1. wgmma m64nNk16 with A from registers takes the same per-warp fragment layout as mma.m16n8k16
 //      (warp w of the warpgroup holds rows 16w..16w+15) and returns the accumulator in the mma C layout;
 //   2. a K-major B tile of 64 rows x 64 fp16 in shared memory with the 128-byte swizzle (16-byte chunk c of
-//      row r stored at chunk c ^ (r % 8)) is described by start >> 4, LBO 1 (unused), SBO 1024 >> 4 and
-//      swizzle mode 1, and its four k16 slices by advancing the start address 32 bytes at a time;
+//      row r stored at chunk c ^ (r % 8)) is described by swizzled_tile_descriptor, and its four k16 slices
+//      by advancing the start address 32 bytes at a time;
 //   3. the tensor cores keep fp16 subnormal inputs (the one-multiply decode produces them);
 //   4. a bulk tensor copy (TMA) with the 128-byte swizzle lays the tile out exactly as in 2, completing on an
 //      mbarrier, with the tensor map made through cudaGetDriverEntryPointByVersion (no link to libcuda) and
 //      passed by value as a __grid_constant__ parameter.
-// Build and run on the device:  nvcc -O2 -std=c++17 -gencode=arch=compute_90a,code=sm_90a \
-//     bench/wgmma_probe.cu -o /tmp/wgmma_probe && /tmp/wgmma_probe
+// Build: make -C dev wgmma_probe (dev/README.md), then run /tmp/nvfp4_dev/wgmma_probe on an H200.
 #include <cuda.h>
 #include <cuda_fp16.h>
+
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
+
+#include "sm90_ptx.cuh"
+#include "wgmma_rs.cuh"
 
 #define CHECK(call)                                                                                  \
     do {                                                                                             \
@@ -30,11 +34,6 @@
 
 constexpr int ROWS = 64, COLS = 64, DEPTH = 64;  // D[ROWS x COLS] = A[ROWS x DEPTH] . B[COLS x DEPTH]^T
 
-__device__ uint64_t smem_descriptor(const void *tile) {
-    const uint64_t address = static_cast<uint32_t>(__cvta_generic_to_shared(tile));
-    return ((address >> 4) & 0x3FFFull) | (1ull << 16) | (uint64_t(1024 >> 4) << 32) | (1ull << 62);
-}
-
 __device__ uint32_t pack(const __half *row, int k) {
     __half2 h = __halves2half2(row[k], row[k + 1]);
     return *reinterpret_cast<uint32_t *>(&h);
@@ -44,25 +43,15 @@ __device__ uint32_t pack(const __half *row, int k) {
 __device__ void multiply(const __half *a, const __half *b_tile, float *d_out) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const __half *row_lo = a + (16 * warp + g) * DEPTH, *row_hi = row_lo + 8 * DEPTH;
-    float d[32];
-    for (int i = 0; i < 32; i++) d[i] = 0.0f;
+    float d[COLS / 2];
+    for (int i = 0; i < COLS / 2; i++) d[i] = 0.0f;
     for (int ks = 0; ks < DEPTH / 16; ks++) {
         const int k = ks * 16 + 2 * t;
-        uint32_t a0 = pack(row_lo, k), a1 = pack(row_hi, k), a2 = pack(row_lo, k + 8), a3 = pack(row_hi, k + 8);
-        uint64_t desc = smem_descriptor(&b_tile[ks * 16]);
-        int accumulate = 1;
-        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-        asm volatile("{\n"
-        ".reg .pred p;\n"
-        "setp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n"
-        "}\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(desc), "r"(accumulate));
-        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-        asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+        const uint32_t frag[4] = {pack(row_lo, k), pack(row_hi, k), pack(row_lo, k + 8), pack(row_hi, k + 8)};
+        wgmma_fence();
+        wgmma_rs<COLS>::mma(d, frag, swizzled_tile_descriptor(&b_tile[ks * 16]));
+        wgmma_commit();
+        wgmma_wait<0>();
     }
     for (int j = 0; j < COLS / 8; j++) {
         const int col = 8 * j + 2 * t, row = 16 * warp + g;
@@ -80,7 +69,7 @@ __global__ void probe_generic_stores(const __half *a, const __half *b, float *d_
         *reinterpret_cast<uint4 *>(&b_tile[row * DEPTH + (chunk ^ (row % 8)) * 8]) =
             *reinterpret_cast<const uint4 *>(&b[row * DEPTH + chunk * 8]);
     }
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    fence_shared_for_async();
     __syncthreads();
     multiply(a, b_tile, d_out);
 }
@@ -88,32 +77,18 @@ __global__ void probe_generic_stores(const __half *a, const __half *b, float *d_
 __global__ void probe_tma(const __half *a, const __grid_constant__ CUtensorMap b_map, float *d_out) {
     __shared__ __align__(1024) __half b_tile[COLS * DEPTH];
     __shared__ __align__(8) uint64_t full;
-    const uint32_t bar = static_cast<uint32_t>(__cvta_generic_to_shared(&full));
     if (threadIdx.x == 0) {
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar));
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        barrier_init(&full, 1);
+        fence_barrier_init();
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-        const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(b_tile));
-        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(COLS * DEPTH * 2));
-        asm volatile(
-            "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
-            ::"r"(dst), "l"(&b_map), "r"(0), "r"(0), "r"(bar)
-            : "memory");
+        barrier_arrive_expect_bytes(&full, COLS * DEPTH * 2);
+        tensor_copy(b_tile, &b_map, 0, 0, &full);
     }
-    asm volatile(
-        "{\n.reg .pred done;\nwait:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], 0;\n"
-        "@!done bra wait;\n}\n" ::"r"(bar)
-        : "memory");
+    barrier_wait(&full, 0);
     multiply(a, b_tile, d_out);
 }
-
-// cuTensorMapEncodeTiled from the driver, found through the runtime.
-typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
-                                    const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
-                                    CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
 
 static double worst_error(const std::vector<__half> &a, const std::vector<__half> &b, const std::vector<float> &d) {
     double worst = 0.0;

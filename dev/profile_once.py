@@ -1,7 +1,7 @@
-"""One custom_kernel call on benchmark spec 1, for a profiler (experiment; bench/NOTES.md).
+"""One custom_kernel call on benchmark spec 1, for a profiler (ncu) to capture; run after `make build`.
 
 ncu --clock-control none --kernel-name regex:gemm --launch-count 1 --section SpeedOfLight \
-    --section WarpStateStats --section Occupancy --section ComputeWorkloadAnalysis python3 bench/profile_once.py
+    --section WarpStateStats --section Occupancy --section ComputeWorkloadAnalysis python3 dev/profile_once.py
 NVFP4_KERNEL=portable profiles the portable kernel instead.
 """
 

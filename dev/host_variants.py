@@ -1,6 +1,6 @@
 """Host time of custom_kernel across several builds of _C, interleaved in one process (experiment tool).
 
-    python3 bench/host_variants.py NAME=PATH/_C.so [NAME=PATH/_C.so ...]    (GROUPS=8 by default)
+    python3 dev/host_variants.py NAME=PATH/_C.so [NAME=PATH/_C.so ...]    (GROUPS=8 by default)
 
 Build each variant in its own tree (for instance `git worktree add /tmp/v1 <rev>` and `python3 setup.py
 build_ext --inplace` there, with NVFP4_GENCODE="-gencode=arch=compute_90,code=sm_90" to build faster); the
@@ -9,7 +9,7 @@ a window of CALLS calls behind a sleep kernel (so no launch waits) of: custom_ke
 prepared call, _plan_only followed by the bare launch, and _plan_only alone (no launch in between, so its code
 and data stay in the core's caches). Prints medians, quartiles and the medians of the per-round differences
 custom - bare and (plan + bare) - bare. Loading several builds in one process costs each a little cache and TLB,
-so absolute differences read ~0.1 us above bench.py's; compare builds within one run (bench/NOTES.md).
+so absolute differences read ~0.1 us above bench/bench.py's; compare builds within one run.
 """
 import importlib.machinery
 import importlib.util

@@ -1,0 +1,182 @@
+// sm90_ptx.cuh: inline-PTX wrappers for the Hopper (sm_90a) features that kernels/hopper_gemm.cu and the
+// probes in dev/ use: shared-memory addresses, mbarriers, bulk and bulk tensor copies (TMA), tensor maps
+// retargeted on the device, proxy fences, register reallocation (setmaxnreg), and wgmma's group fence, commit
+// and wait, its shared-memory descriptor and its variant with A from shared memory (the variants with A from
+// registers are generated into wgmma_rs.cuh). One copy, so that a probe issues exactly the instructions the
+// kernel does. Nothing here is specific to NVFP4 or to the kernel's tile shapes. Calling any of it needs sm_90a.
+#pragma once
+
+#include <cuda.h>
+#include <stdint.h>
+
+// ---- Addresses and mbarriers --------------------------------------------------------------------------------
+
+// The 32-bit shared-window address that PTX's shared::cta operands take.
+__device__ __forceinline__ uint32_t shared_address(const void *p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void barrier_init(uint64_t *bar, uint32_t arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(arrivals));
+}
+
+// After one thread's barrier_init calls and before a __syncthreads: makes the initialised barriers visible to
+// the other threads and to the bulk copies (async proxy) that complete on them.
+__device__ __forceinline__ void fence_barrier_init() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void barrier_arrive(uint64_t *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(bar)) : "memory");
+}
+
+// An arrival that also expects `bytes` more to land on the barrier (its transaction count): the phase
+// completes once every arrival is in and every expected byte has landed.
+__device__ __forceinline__ void barrier_arrive_expect_bytes(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)), "r"(bytes)
+                 : "memory");
+}
+
+// Waits until the barrier's phase of the given parity has completed.
+__device__ __forceinline__ void barrier_wait(uint64_t *bar, uint32_t parity) {
+    asm volatile(
+        "{\n"
+        ".reg .pred done;\n"
+        "waiting:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra waiting;\n"
+        "}\n" ::"r"(shared_address(bar)),
+        "r"(parity)
+        : "memory");
+}
+
+// ---- Bulk copies --------------------------------------------------------------------------------------------
+
+// Bulk asynchronous copy global -> shared of `bytes` (a multiple of 16, both addresses 16-byte aligned); the
+// bytes count against the barrier's transaction count as they land.
+__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                     shared_address(dst)),
+                 "l"(src), "r"(bytes), "r"(shared_address(bar))
+                 : "memory");
+}
+
+// Bulk tensor copy of the map's box at (element x, row y) of a 2-D tensor into shared memory (aligned to the
+// map's swizzle atom, laid out in the map's swizzle); elements past the tensor's ends read as zeros, and the
+// whole box counts against the barrier's transaction count. `map` is in global memory or a __grid_constant__
+// parameter.
+__device__ __forceinline__ void tensor_copy(void *dst, const CUtensorMap *map, int x, int y, uint64_t *bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+            shared_address(dst)),
+        "l"(map), "r"(x), "r"(y), "r"(shared_address(bar))
+        : "memory");
+}
+
+// ---- Tensor maps --------------------------------------------------------------------------------------------
+
+// cuTensorMapEncodeTiled, to be found through the runtime (cudaGetDriverEntryPointByVersion) so that nothing
+// links libcuda.
+typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
+                                    const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
+                                    CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+// Points the tensor map in shared memory at a row-major byte matrix: `rows` rows of `row_bytes` bytes, `stride`
+// bytes apart, from `base` (the template's data type, box and swizzle stay).
+__device__ __forceinline__ void retarget_tensor_map(CUtensorMap *map, const void *base, uint32_t row_bytes,
+                                                    uint32_t rows, uint64_t stride) {
+    const uint32_t address = shared_address(map);
+    asm volatile("tensormap.replace.tile.global_address.shared::cta.b1024.b64 [%0], %1;\n" ::"r"(address), "l"(base)
+                 : "memory");
+    asm volatile("tensormap.replace.tile.global_dim.shared::cta.b1024.b32 [%0], 0, %1;\n" ::"r"(address), "r"(row_bytes)
+                 : "memory");
+    asm volatile("tensormap.replace.tile.global_dim.shared::cta.b1024.b32 [%0], 1, %1;\n" ::"r"(address), "r"(rows)
+                 : "memory");
+    asm volatile("tensormap.replace.tile.global_stride.shared::cta.b1024.b64 [%0], 0, %1;\n" ::"r"(address), "l"(stride)
+                 : "memory");
+}
+
+// Warp-wide: copies a tensor map from shared to global memory and releases it to the tensor-map proxy.
+__device__ __forceinline__ void publish_tensor_map(CUtensorMap *global_map, const CUtensorMap *shared_map) {
+    asm volatile(
+        "tensormap.cp_fenceproxy.global.shared::cta.tensormap::generic.release.gpu.sync.aligned [%0], [%1], 128;\n" ::"l"(
+            global_map),
+        "r"(shared_address(shared_map))
+        : "memory");
+}
+
+// Makes a published tensor map visible to this thread's bulk tensor copies.
+__device__ __forceinline__ void acquire_tensor_map(const CUtensorMap *global_map) {
+    asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;\n" ::"l"(global_map) : "memory");
+}
+
+// ---- Fences and registers -----------------------------------------------------------------------------------
+
+// Generic-proxy writes to shared memory become visible to the tensor cores' reads (async proxy).
+__device__ __forceinline__ void fence_shared_for_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// Warpgroup-wide: lowers (dec) or raises (inc) this warpgroup's registers per thread to REGISTERS, a multiple of
+// 8 in 24..256, so that one role can hand registers to another. What all warpgroups end up asking for must fit
+// what the launch holds, or setmaxnreg.inc waits forever.
+template <int REGISTERS>
+__device__ __forceinline__ void setmaxnreg_dec() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(REGISTERS));
+}
+
+template <int REGISTERS>
+__device__ __forceinline__ void setmaxnreg_inc() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(REGISTERS));
+}
+
+// ---- wgmma --------------------------------------------------------------------------------------------------
+
+// Shared-memory descriptor of a K-major fp16 tile of 128-byte rows (64 halves) with the 128-byte swizzle
+// (16-byte chunk c of row r at chunk c ^ (r % 8), 8-row atoms of 1024 bytes, tile 1024-byte aligned); the
+// leading byte offset is unused in this mode. The k16 slices of the tile start 32 bytes apart.
+__device__ __forceinline__ uint64_t swizzled_tile_descriptor(const void *tile) {
+    const uint64_t address = shared_address(tile);
+    return ((address >> 4) & 0x3FFFull) | (1ull << 16) | (uint64_t(1024 >> 4) << 32) | (1ull << 62);
+}
+
+// Warpgroup-wide. A group of wgmma: wgmma_fence before the first (orders the registers it reads and the
+// accumulators after other writes), wgmma_commit after the last; wgmma_wait<N> returns once at most N committed
+// groups of this thread are still in flight. The accumulators and A registers of an in-flight group must not be
+// touched, and a branch between fence and commit makes ptxas close the group early with a dummy wgmma.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// wgmma m64nNk16, f32 += f16 * f16, with A (64 x 16) from shared memory by descriptor (like B): d += A * B^T,
+// d in the layout of wgmma_rs.cuh (which has the variants with A from registers, every N). Only the width a
+// probe uses is spelled out (the asm operand lists are written per N).
+template <int N>
+struct wgmma_ss;
+
+template <>
+struct wgmma_ss<128> {
+    static __device__ __forceinline__ void mma(float (&d)[128 / 2], uint64_t a_desc, uint64_t b_desc) {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+            " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+            " %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+            " %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+            "%64, %65, p, 1, 1, 0, 0;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+            : "l"(a_desc), "l"(b_desc), "r"(1));
+    }
+};
