@@ -287,24 +287,6 @@ fail:
     return leave_device(device, previous, status, message, message_size);
 }
 
-int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
-                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
-                                size_t message_size) {
-    int previous = 0, status = -1, hopper = 0;
-    if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
-        return -1;
-    /* tile_start counts 64-row tiles: the Hopper kernel runs them as units of at most NVFP4_TILE_M tokens. */
-    const nvfp4_launch_fn launch = hopper ? nvfp4_hopper_launch : nvfp4_portable_launch;
-    const int32_t grid = hopper ? hopper_grid(cuda, device, total_tiles) : total_tiles;
-    const nvfp4_launch_shape shape = {total_tiles, NVFP4_TILE_M, grid, device};
-    if (enter_device(device, &previous, message, message_size)) return -1;
-    count_launch(cuda, launch);
-    CUDA_CHECK((cudaError_t)launch(NULL, device_table, num_entries, &shape, (void *)stream));
-    status = 0;
-fail:
-    return leave_device(device, previous, status, message, message_size);
-}
-
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size) {
     struct cudaDeviceProp prop;
     int count = 0;
@@ -353,14 +335,6 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
 int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
                       const nvfp4_launch_config *config, uintptr_t stream, char *message, size_t message_size) {
     (void)cuda, (void)entries, (void)plan, (void)config, (void)stream;
-    snprintf(message, message_size, "%s", no_cuda);
-    return -1;
-}
-
-int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
-                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
-                                size_t message_size) {
-    (void)cuda, (void)device_table, (void)num_entries, (void)total_tiles, (void)device, (void)stream;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

@@ -62,13 +62,6 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
 int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
                       const nvfp4_launch_config *config, uintptr_t stream, char *message, size_t message_size);
 
-/* Launches the kernel on a group table that already lives in device memory (the benchmark's model
- * of a Python submission that builds its metadata with torch each call). tile_start counts tiles of
- * NVFP4_TILE_M x NVFP4_TILE_N; the Hopper kernel runs them as units of at most NVFP4_TILE_M tokens. */
-int nvfp4_cuda_run_device_table(nvfp4_cuda *cuda, const void *device_table, int32_t num_entries,
-                                int32_t total_tiles, int32_t device, uintptr_t stream, char *message,
-                                size_t message_size);
-
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size);
 
 #endif

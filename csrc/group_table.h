@@ -9,8 +9,9 @@
 
 #include <stdint.h>
 
-/* Blocked scale layout (NOTES section 3): one 512-byte atom holds the scales of 128 rows x 4 scale
- * columns (64 K elements); inside it row r, column j sits at (r % 32) * 16 + ((r % 128) / 32) * 4 + j. */
+/* Blocked scale layout, the one the leaderboard's sfasfb_reordered arrives in: one 512-byte atom holds the
+ * scales of 128 rows x 4 scale columns (64 K elements); inside it row r, column j sits at
+ * (r % 32) * 16 + ((r % 128) / 32) * 4 + j. */
 #define NVFP4_SF_VEC 16          /* K elements per scale */
 #define NVFP4_SF_ATOM_ROWS 128
 #define NVFP4_SF_ATOM_COLS 4
@@ -37,11 +38,18 @@ typedef struct nvfp4_group_entry {
     int32_t sfa_kblock_stride;   /* between 64-K blocks */
     int32_t sfb_rowblock_stride;
     int32_t sfb_kblock_stride;
-    int32_t tile_start;          /* first linear tile of this group in the launch */
+    int32_t tile_start;          /* this group's first work item in the launch (what it counts: below) */
 } nvfp4_group_entry;
 
-/* Output tile of one CTA, the same for every kernel family: NVFP4_TILE_M rows of a (tokens) by
- * NVFP4_TILE_N rows of b (weights). The planner counts tiles with it. */
+/* What tile_start counts depends on the kernel family that runs the table:
+ *  - the planner writes it in output tiles of NVFP4_TILE_M rows of a (tokens) by NVFP4_TILE_N rows of b
+ *    (weights), M first, per batch slice (plan.total_tiles counts the same tiles). These are the portable
+ *    kernel's work: one CTA per tile, each finding its tile from tile_start (locate_tile).
+ *  - for the Hopper kernel, nvfp4_cuda_configure runs the schedule (planner.h), which rewrites tile_start
+ *    in that kernel's units before the table travels: NVFP4_TILE_N weight rows by one token tile of the
+ *    call's token_tile (below), so a group of m tokens has ceil(m / token_tile) units per weight tile and
+ *    batch slice, no more than its 64-row tiles. NVFP4_TILE_M plays no part there.
+ * The planner's bound on the tile count (INT32_MAX) therefore bounds the unit count too. */
 #define NVFP4_TILE_M 64
 #define NVFP4_TILE_N 128
 

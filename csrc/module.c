@@ -258,20 +258,32 @@ static PyObject *run_call(PyObject *module, PyObject *data, int launch) {
 
 static PyObject *custom_kernel(PyObject *module, PyObject *data) { return run_call(module, data, 1); }
 
-/* ---- benchmark and test entries (private) ---- */
+/* ---- Private entries, for the benchmark and the tests ----
+ *
+ * Not part of the package's interface (its __init__ exports none of them). bench/bench.py and the host-time
+ * experiments in dev/ use _prepare, _launch_prepared and _plan_only to split a call's host time into its
+ * parts; the tests and the benchmark use _stats and _set_kernel. Every launch goes through the planner's
+ * checks: _launch_prepared launches only a table that _prepare validated. */
 
 #define PREPARED_CAPSULE "nvfp4_group_gemm.prepared"
 
 /* A call planned and configured once (the Hopper schedule included), so that _launch_prepared times the
- * launch alone. */
+ * launch alone. It holds a reference to the call's data, so the tensors whose addresses the table holds
+ * live as long as it does. */
 typedef struct prepared_call {
+    PyObject *data;
     nvfp4_plan plan;
     nvfp4_launch_config config;
     uintptr_t stream;
     nvfp4_group_entry entries[];
 } prepared_call;
 
-static void free_prepared(PyObject *capsule) { PyMem_Free(PyCapsule_GetPointer(capsule, PREPARED_CAPSULE)); }
+static void free_prepared(PyObject *capsule) {
+    prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
+    if (!call) return;
+    Py_XDECREF(call->data);
+    PyMem_Free(call);
+}
 
 static PyObject *prepare(PyObject *module, PyObject *data) {
     module_state *st = get_state(module);
@@ -293,8 +305,12 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
         PyMem_Free(call);
         return NULL;
     }
+    call->data = Py_NewRef(data);
     PyObject *capsule = PyCapsule_New(call, PREPARED_CAPSULE, free_prepared);
-    if (!capsule) PyMem_Free(call);
+    if (!capsule) {
+        Py_DECREF(call->data);
+        PyMem_Free(call);
+    }
     return capsule;
 }
 
@@ -308,41 +324,6 @@ static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
                                                         &call->config, call->stream, message, sizeof message)) {
         PyErr_SetString(PyExc_RuntimeError, message);
         return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *launch_device_table(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    module_state *st = get_state(module);
-    nvfp4_tensor_desc table;
-    char message[MESSAGE_BYTES];
-    uintptr_t stream;
-    int num_entries, total_tiles;
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "_launch_device_table(table, num_entries, total_tiles) takes 3 arguments, got %zd",
-                     nargs);
-        return NULL;
-    }
-    if (read_tensor(args[0], "_launch_device_table", 0, "table", &table)) return NULL;
-    if (int_argument(args[1], "num_entries", &num_entries) || int_argument(args[2], "total_tiles", &total_tiles))
-        return NULL;
-    if (table.device_type != NVFP4_DEVICE_CUDA || table.dtype != NVFP4_DTYPE_UINT8 || table.ndim != 2 ||
-        table.sizes[1] != (int64_t)sizeof(nvfp4_group_entry) || table.strides[1] != 1 ||
-        table.strides[0] != (int64_t)sizeof(nvfp4_group_entry) || table.sizes[0] < num_entries || num_entries < 1 ||
-        total_tiles < 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "_launch_device_table: expected a contiguous CUDA uint8 tensor [>= num_entries, %zu] and "
-                     "num_entries >= 1",
-                     sizeof(nvfp4_group_entry));
-        return NULL;
-    }
-    if (total_tiles > 0) {
-        if (current_stream(st, table.device_index, &stream)) return NULL;
-        if (nvfp4_cuda_run_device_table(st->cuda, (const void *)table.data, num_entries, total_tiles, table.device_index, stream,
-                                        message, sizeof message)) {
-            PyErr_SetString(PyExc_RuntimeError, message);
-            return NULL;
-        }
     }
     Py_RETURN_NONE;
 }
@@ -403,12 +384,16 @@ static PyMethodDef module_methods[] = {
     {"custom_kernel", custom_kernel, METH_O, custom_kernel_doc},
     {"device_info", device_info, METH_O,
      "device_info(index) -> dict: name, compute capability, multiprocessors and L2 size of a CUDA device."},
-    {"_prepare", prepare, METH_O, "_prepare(data) -> capsule: a validated call, for benchmarking the bare launch."},
-    {"_launch_prepared", launch_prepared, METH_O, "_launch_prepared(capsule): launch a prepared call as is."},
-    {"_plan_only", plan_only, METH_O, "_plan_only(data): custom_kernel without the launch (host-cost breakdown)."},
-    {"_launch_device_table", (PyCFunction)(void (*)(void))launch_device_table, METH_FASTCALL,
-     "_launch_device_table(table, num_entries, total_tiles): launch on a group table already in device memory "
-     "(no validation of its contents; for the benchmark)."},
+    {"_prepare", prepare, METH_O,
+     "_prepare(data) -> capsule. Private, for the benchmark: everything custom_kernel does before the launch\n"
+     "(parsing, validation, the group table, the kernel family and its schedule, the current stream), done once.\n"
+     "The capsule holds a reference to data; rebinding or resizing its tensors afterwards is not checked."},
+    {"_launch_prepared", launch_prepared, METH_O,
+     "_launch_prepared(capsule) -> None. Private, for the benchmark: the bare launch of a call that _prepare\n"
+     "validated, on the stream that was current then (its host cost is custom_kernel's floor)."},
+    {"_plan_only", plan_only, METH_O,
+     "_plan_only(data) -> list[Tensor]. Private, for the benchmark: custom_kernel without the launch (the host\n"
+     "cost of parsing, validation, the table and the launch configuration)."},
     {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path and kernel family."},
     {"_set_kernel", set_kernel, METH_O,
      "_set_kernel(\"auto\" | \"portable\"): which kernel family runs from now on (NVFP4_KERNEL sets it at import)."},
@@ -454,8 +439,24 @@ static void module_free(void *module) {
     PyMem_Free(st->outputs);
 }
 
+/* What the module assumes of the interpreter. Its Python objects and buffers live in the module state, one
+ * per interpreter that imports it; but the kernel launchers keep process-wide C state (per device: the
+ * kernels' function handles and whether their attributes are set), and nothing guards it but the GIL, held
+ * by every entry from start to end.
+ *  - Py_mod_gil, USED: a free-threaded interpreter turns the GIL back on when it imports the module (unless
+ *    told not to, PYTHON_GIL=0), instead of letting two threads race on that state.
+ *  - Py_mod_multiple_interpreters, SUPPORTED (not PER_INTERPRETER_GIL_SUPPORTED): a subinterpreter that shares
+ *    the main interpreter's GIL may import it, because that one GIL still serialises every call in the
+ *    process and the shared state (CUDA handles of the process's contexts) is valid from any interpreter;
+ *    a subinterpreter with a GIL of its own gets ImportError, because its calls would race with the others'. */
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL},
 };
 

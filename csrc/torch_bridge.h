@@ -25,8 +25,8 @@ nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc *out, char 
 
 /* One group's five tensors (a, b, c, sfa, sfb) in one call, the common case: 1 when all five are
  * torch.Tensor itself (no subclass) and describable, with each *out[i] filled as nvfp4_read_tensor fills
- * it; 0 otherwise, and the caller reads them one by one, which words the error. Saves a call and its
- * register spills per tensor (bench/NOTES.md, host path, sixth session). */
+ * it; 0 otherwise, and the caller reads them one by one, which words the error. Saves four of the five
+ * bridge calls a group, and the register spills around them, on the hot path. */
 #define NVFP4_GROUP_TENSORS 5
 int nvfp4_read_group_tensors(PyObject *const *tensors, nvfp4_tensor_desc *const *out);
 

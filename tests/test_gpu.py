@@ -4,10 +4,12 @@ Outputs are poisoned with NaN before each call, so an element the kernel skips f
 Skipped, with the reason, where there is no CUDA GPU or the package was built without CUDA.
 """
 
+import gc
 import os
 import subprocess
 import sys
 import textwrap
+import weakref
 
 import pytest
 import torch
@@ -34,7 +36,7 @@ def kernel(request):
     yield request.param
     _C._set_kernel("auto")
 
-# NOTES section 5: (M list, N list, K list) of the leaderboard's test specs.
+# The leaderboard's test specs: (M list, N list, K list).
 LEADERBOARD_TESTS = [
     ([96, 128], [128, 256], [256, 512]),
     ([256, 72], [512, 384], [256, 256]),
@@ -155,6 +157,28 @@ def test_returns_new_list_of_callers_outputs():
     data = generate_input([64], [64], [64], seed=1)
     first, second = custom_kernel(data), custom_kernel(data)
     assert first is not second and first[0] is second[0] is data[0][0][2]
+
+
+def test_prepared_call_keeps_its_tensors_alive():
+    """The bare launch (_prepare, then _launch_prepared) holds the call's data, so its table never dangles."""
+    data = generate_input([80, 40], [128, 256], [128, 64], seed=6, full_range=True)
+    refs = ref_kernel(data)
+    outputs = [c for _, _, c in data[0]]
+    a = weakref.ref(data[0][0][0])
+    capsule = _C._prepare(data)
+    del data
+    gc.collect()
+    assert a() is not None
+    for c in outputs:
+        c.fill_(float("nan"))
+    _C._launch_prepared(capsule)
+    torch.cuda.synchronize()
+    for i, (out, ref) in enumerate(zip(outputs, refs)):
+        ok, message = check_close(out, ref)
+        assert ok, f"group {i}: {message}"
+    del capsule
+    gc.collect()
+    assert a() is None
 
 
 def test_all_groups_empty_launches_nothing():

@@ -1,4 +1,4 @@
-"""Inputs for the NVFP4 grouped GEMM in the leaderboard's format (see NOTES sections 1-3).
+"""Inputs for the NVFP4 grouped GEMM in the leaderboard's format.
 
 A call takes `data = (abc, sfasfb, sfasfb_reordered, problem_sizes)`, one entry per group:
 abc[i] = (a, b, c), sfasfb[i] = (sfa, sfb) in the plain layout on the CPU,
