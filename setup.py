@@ -124,6 +124,23 @@ class BuildExt(build_ext):
     """Writes build.ninja (C as C11, the bridge as C++20 with torch's headers, .cu with nvcc, one link with
     the C++ compiler) and runs ninja on it."""
 
+    def copy_file(self, infile, outfile, *args, **kwargs):
+        """The in-place copy of the module: skipped when the copy is already current (same size and time, which
+        copying preserves), so a build with nothing to do rewrites nothing; otherwise written beside and
+        renamed over, so a process that has the old module loaded keeps a valid mapping."""
+        source, target = Path(infile), Path(outfile)
+        if target.is_dir():
+            target = target / source.name
+        if target.exists():
+            a, b = source.stat(), target.stat()
+            if a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns:
+                return str(target), False
+        partial = target.with_name(target.name + ".partial")
+        shutil.copy2(source, partial)
+        os.replace(partial, target)
+        print(f"copying {relative_to_root(source)} -> {relative_to_root(target.parent)}", flush=True)
+        return str(target), True
+
     def build_extension(self, ext):
         ninja = find_ninja()
         import torch
