@@ -1,6 +1,7 @@
-"""The programs in dev/ keep building: every CUDA probe compiles (dev/Makefile's check-NAME: nvcc -c, no GPU
-needed), dev/README.md gives the commands the Makefile runs, no probe includes a kernel's .cu, and the host
-scripts parse. The compile checks skip with the reason where nvcc or make is not found."""
+"""The programs in dev/ keep building: every CUDA probe and C program compiles (dev/Makefile's check-NAME: nvcc -c
+or cc -c, no GPU needed), dev/README.md gives the commands the Makefile runs, no probe or program includes a
+kernel's .cu, and the host scripts parse. The compile checks skip with the reason where nvcc, a C compiler or make
+is not found."""
 
 import os
 import py_compile
@@ -14,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DEV = REPO / "dev"
 PROBES = sorted(p.stem for p in DEV.glob("*.cu"))
+PROGRAMS = sorted(p.stem for p in DEV.glob("*.c"))  # plain C, built with $(CC)
 SCRIPTS = sorted(p.name for p in DEV.glob("*.py"))
 # Knob settings compiled besides the defaults: together they reach every #if branch of the probe.
 KNOBS = {
@@ -58,7 +60,18 @@ def test_probe_compiles(probe, flags, tmp_path):
     assert (tmp_path / f"{probe}.o").is_file()
 
 
-@pytest.mark.parametrize("probe", PROBES)
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_program_compiles(program, tmp_path):
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc/gcc) on PATH")
+    need_make()
+    result = make(f"check-{program}", f"CC={cc}", f"BIN={tmp_path}")
+    assert result.returncode == 0, f"dev/{program}.c does not compile:\n{result.stdout}{result.stderr}"
+    assert (tmp_path / f"{program}.o").is_file()
+
+
+@pytest.mark.parametrize("probe", PROBES + PROGRAMS)
 def test_readme_gives_the_build_commands(probe):
     need_make()
     # Every variable the commands use is set, so that the environment cannot change them.
@@ -71,10 +84,10 @@ def test_readme_gives_the_build_commands(probe):
         assert f"    {command}\n" in readme, f"dev/README.md lacks the build command of {probe}: {command}"
 
 
-@pytest.mark.parametrize("probe", PROBES)
-def test_probe_includes_no_kernel_source(probe):
-    source = (DEV / f"{probe}.cu").read_text()
-    assert not re.search(r'#include\s+[<"][^>"]*\.cu[>"]', source), f"dev/{probe}.cu includes a .cu file"
+@pytest.mark.parametrize("source", [f"{probe}.cu" for probe in PROBES] + [f"{program}.c" for program in PROGRAMS])
+def test_probe_includes_no_kernel_source(source):
+    text = (DEV / source).read_text()
+    assert not re.search(r'#include\s+[<"][^>"]*\.cu[>"]', text), f"dev/{source} includes a .cu file"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
