@@ -725,17 +725,21 @@ def main():
     packages = (data_module, reference)
 
     # Kernel columns, timed through the leaderboard call. A second kernel is one more line here.
-    def portable_kernel(data):
-        """custom_kernel with the portable kernel forced (the kernel choice is read at each launch)."""
-        _C._set_kernel("portable")
-        try:
-            return nvfp4_group_gemm.custom_kernel(data)
-        finally:
-            _C._set_kernel("auto")
+    def forced(choice):
+        def kernel(data):
+            """custom_kernel with one kernel family forced (the kernel choice is read at each launch)."""
+            _C._set_kernel(choice)
+            try:
+                return nvfp4_group_gemm.custom_kernel(data)
+            finally:
+                _C._set_kernel("auto")
+
+        return kernel
 
     kernels = [
         ("ours", nvfp4_group_gemm.custom_kernel),
-        ("portable kernel (forced)", portable_kernel),
+        ("stream-K Hopper kernel (forced)", forced("streamk")),
+        ("portable kernel (forced)", forced("portable")),
     ]
     variants = [kernel_variant(label, fn, reference, data_module) for label, fn in kernels]
     variants.append(bare_launch_variant("ours, bare launch (_launch_prepared)", _C, reference, data_module))

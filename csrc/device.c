@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hopper_schedule.h"
 #include "launchers.h"
 
 int32_t nvfp4_cuda_inline_capacity(void) { return NVFP4_INLINE_CAPACITY; }
@@ -54,7 +55,7 @@ struct nvfp4_cuda {
     table_ring rings[MAX_DEVICES];
     int capability[MAX_DEVICES]; /* major * 10 + minor; 0 until first asked */
     int multiprocessors[MAX_DEVICES];
-    int force_portable;
+    nvfp4_kernel_choice choice;
     nvfp4_schedule_memo schedule_memo; /* the Hopper schedule of the last call's shapes */
     captured_table *captured;
     nvfp4_cuda_stats stats;
@@ -77,7 +78,7 @@ nvfp4_cuda *nvfp4_cuda_create(void) { return calloc(1, sizeof(nvfp4_cuda)); }
 
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
 
-void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { cuda->force_portable = force; }
+void nvfp4_cuda_choose_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice) { cuda->choice = choice; }
 
 /* Best effort at interpreter exit: the driver may already be shutting down, so errors are ignored. */
 void nvfp4_cuda_destroy(nvfp4_cuda *cuda) {
@@ -188,7 +189,7 @@ static int runs_hopper(nvfp4_cuda *cuda, int32_t device, int *hopper, char *mess
         cuda->capability[device] = major * 10 + minor;
         cuda->multiprocessors[device] = multiprocessors;
     }
-    *hopper = cuda->capability[device] == 90 && !cuda->force_portable;
+    *hopper = cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE;
     return 0;
 fail:
     return -1;
@@ -203,6 +204,7 @@ static int check_device_index(int32_t device, char *message, size_t message_size
 
 static void count_launch(nvfp4_cuda *cuda, nvfp4_launch_fn launch) {
     if (launch == nvfp4_hopper_launch) cuda->stats.hopper_launches++;
+    else if (launch == nvfp4_hopper_streamk_launch) cuda->stats.streamk_launches++;
     else cuda->stats.portable_launches++;
 }
 
@@ -257,7 +259,19 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0};
+    if (hopper && cuda->choice == NVFP4_KERNEL_STREAMK && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS) {
+        /* One CTA per SM, and the token scratch its pre-pass fills (hopper_schedule.h). */
+        int64_t scratch_bytes = 0;
+        for (int32_t i = 0; i < plan->num_entries; i++) {
+            const hopper_problem problem = {entries[i].m, entries[i].n, entries[i].k, entries[i].l};
+            scratch_bytes += hopper_problem_totals(&problem).scratch_bytes;
+        }
+        config->launch = nvfp4_hopper_streamk_launch;
+        config->shape.grid = cuda->multiprocessors[device];
+        config->shape.scratch_bytes = scratch_bytes;
+        return 0;
+    }
     if (hopper) {
         const nvfp4_schedule schedule = nvfp4_schedule_units_memo(&cuda->schedule_memo, entries, plan->num_entries,
                                                                   cuda->multiprocessors[device]);
@@ -323,7 +337,7 @@ void nvfp4_cuda_destroy(nvfp4_cuda *cuda) { free(cuda); }
 
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
 
-void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force) { (void)cuda, (void)force; }
+void nvfp4_cuda_choose_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice) { (void)cuda, (void)choice; }
 
 int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan,
                          nvfp4_launch_config *config, char *message, size_t message_size) {

@@ -21,6 +21,7 @@ typedef struct nvfp4_cuda_stats {
     uint64_t ring_waits;         /* ring slots that were still in use and had to be waited for */
     uint64_t captured_tables;    /* tables given their own buffers because a graph capture holds them */
     uint64_t hopper_launches;    /* launches of the sm_90a kernel */
+    uint64_t streamk_launches;   /* launches of the stream-K sm_90a kernel */
     uint64_t portable_launches;  /* launches of the portable kernel */
 } nvfp4_cuda_stats;
 
@@ -42,7 +43,10 @@ void nvfp4_cuda_destroy(nvfp4_cuda *cuda);
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 
 /* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
-void nvfp4_cuda_force_portable(nvfp4_cuda *cuda, int force);
+/* Which kernel family runs: on compute capability 9.0 the Hopper kernel (auto) or the stream-K Hopper kernel
+ * (streamk), the portable kernel everywhere else; portable forces the portable kernel everywhere. */
+typedef enum nvfp4_kernel_choice { NVFP4_KERNEL_AUTO, NVFP4_KERNEL_PORTABLE, NVFP4_KERNEL_STREAMK } nvfp4_kernel_choice;
+void nvfp4_cuda_choose_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice);
 
 /* How a planned call runs: the kernel family for its device and the shape of the launch. */
 typedef struct nvfp4_launch_config {

@@ -331,20 +331,27 @@ static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
 static PyObject *stats(PyObject *module, PyObject *unused) {
     (void)unused;
     nvfp4_cuda_stats s = nvfp4_cuda_get_stats(get_state(module)->cuda);
-    return Py_BuildValue("{sKsKsKsKsKsK}", "inline_launches", (unsigned long long)s.inline_launches,
+    return Py_BuildValue("{sKsKsKsKsKsKsK}", "inline_launches", (unsigned long long)s.inline_launches,
                          "ring_launches", (unsigned long long)s.ring_launches, "ring_waits",
                          (unsigned long long)s.ring_waits, "captured_tables", (unsigned long long)s.captured_tables,
-                         "hopper_launches", (unsigned long long)s.hopper_launches, "portable_launches",
+                         "hopper_launches", (unsigned long long)s.hopper_launches, "streamk_launches",
+                         (unsigned long long)s.streamk_launches, "portable_launches",
                          (unsigned long long)s.portable_launches);
 }
 
-/* "auto" (the Hopper kernel on compute capability 9.0, else the portable one) or "portable" (everywhere). */
+/* "auto" (the Hopper kernel on compute capability 9.0, else the portable one), "portable" (everywhere) or
+ * "streamk" (the stream-K Hopper kernel on compute capability 9.0, else the portable one). */
 static int set_kernel_choice(module_state *st, const char *choice) {
-    if (strcmp(choice, "auto") != 0 && strcmp(choice, "portable") != 0) {
-        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\" or \"portable\", got \"%.50s\"", choice);
+    nvfp4_kernel_choice kernel;
+    if (strcmp(choice, "auto") == 0) kernel = NVFP4_KERNEL_AUTO;
+    else if (strcmp(choice, "portable") == 0) kernel = NVFP4_KERNEL_PORTABLE;
+    else if (strcmp(choice, "streamk") == 0) kernel = NVFP4_KERNEL_STREAMK;
+    else {
+        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\", \"portable\" or \"streamk\", got \"%.50s\"",
+                     choice);
         return -1;
     }
-    nvfp4_cuda_force_portable(st->cuda, strcmp(choice, "portable") == 0);
+    nvfp4_cuda_choose_kernel(st->cuda, kernel);
     return 0;
 }
 

@@ -23,6 +23,7 @@ typedef struct nvfp4_launch_shape {
     int32_t token_tile;
     int32_t grid;
     int32_t device;              /* the current device, for per-device kernel attributes */
+    int64_t scratch_bytes;       /* stream-K Hopper kernel: its token scratch (hopper_schedule.h) */
 } nvfp4_launch_shape;
 
 /* Each enqueues its kernel on stream (a cudaStream_t). The table is either host_entries (num_entries <=
@@ -36,6 +37,12 @@ int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_gro
                           int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 
 /* Hopper only (sm_90a: wgmma, bulk copies, mbarriers); the caller checks the device is compute capability 9.0. */
+/* The stream-K Hopper kernel (hopper_streamk.cu): grid = the SM count, scratch_bytes from hopper_schedule.h,
+ * at most NVFP4_STREAMK_MAX_GROUPS entries. */
+#define NVFP4_STREAMK_MAX_GROUPS 1024
+int nvfp4_hopper_streamk_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
+                                int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
+
 int nvfp4_hopper_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                         int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 

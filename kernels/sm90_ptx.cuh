@@ -61,6 +61,44 @@ __device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t b
                  : "memory");
 }
 
+// An L2 eviction policy for bulk copies: evict_first for data read once (streamed weights), evict_last for data
+// read again by other CTAs (decoded tokens), so the streamed bytes do not push the reused ones out of L2.
+__device__ __forceinline__ uint64_t l2_policy_evict_first() {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+    return policy;
+}
+
+__device__ __forceinline__ uint64_t l2_policy_evict_last() {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
+    return policy;
+}
+
+// bulk_copy with an L2 eviction policy (l2_policy_*).
+__device__ __forceinline__ void bulk_copy_hinted(void *dst, const void *src, uint32_t bytes, uint64_t *bar,
+                                                 uint64_t policy) {
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;\n" ::"r"(
+            shared_address(dst)),
+        "l"(src), "r"(bytes), "r"(shared_address(bar)), "l"(policy)
+        : "memory");
+}
+
+// 16 bytes global -> shared through the load path (cp.async, L1 bypassed), with an L2 eviction policy: many small
+// pieces cost one load instruction each here, where each would be a request of its own to the bulk copy unit.
+__device__ __forceinline__ void copy16_async(void *dst, const void *src, uint64_t policy) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src),
+                 "l"(policy)
+                 : "memory");
+}
+
+// One arrival on the barrier once every copy16_async this thread issued before has landed (noinc: the barrier's
+// arrival count must include it).
+__device__ __forceinline__ void barrier_arrive_on_copies(uint64_t *bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(bar)) : "memory");
+}
+
 // Bulk tensor copy of the map's box at (element x, row y) of a 2-D tensor into shared memory (aligned to the
 // map's swizzle atom, laid out in the map's swizzle); elements past the tensor's ends read as zeros, and the
 // whole box counts against the barrier's transaction count. `map` is in global memory or a __grid_constant__

@@ -23,7 +23,7 @@ CASES = [
 
 def main():
     failures = 0
-    for kernel in ("auto", "portable"):  # "auto" is the Hopper kernel on an H100/H200
+    for kernel in ("auto", "portable", "streamk"):  # on an H100/H200: the Hopper kernels, then the portable one
         _C._set_kernel(kernel)
         for i, case in enumerate(CASES):
             data = generate_input(case["m"], case["n"], case["k"], l=case.get("l", 1), seed=i, full_range=True)
@@ -35,7 +35,7 @@ def main():
                 if not ok:
                     failures += 1
                     print(f"{kernel} kernel, case {i} group {g}: {message}")
-    print(f"sanitizer cases: {2 * len(CASES)} run, {failures} wrong outputs, launches {_C._stats()}")
+    print(f"sanitizer cases: {3 * len(CASES)} run, {failures} wrong outputs, launches {_C._stats()}")
     return 1 if failures else 0
 
 

@@ -29,9 +29,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
 
 
-@pytest.fixture(autouse=True, params=["auto", "portable"])
+@pytest.fixture(autouse=True, params=["auto", "portable", "streamk"])
 def kernel(request):
-    """Every test runs on both families: "auto" is the Hopper kernel on an H100/H200, "portable" forces the other."""
+    """Every test runs on every family: on an H100/H200 "auto" is the Hopper kernel and "streamk" the stream-K Hopper
+    kernel; "portable" forces the portable kernel."""
     _C._set_kernel(request.param)
     yield request.param
     _C._set_kernel("auto")
@@ -230,6 +231,28 @@ def copy_bytes(dst, src):
     dst.view(torch.uint8).copy_(src.view(torch.uint8))
 
 
+def test_two_streams_at_once():
+    """Calls on two streams run concurrently (the first stream's work is held back by a sleep so that the second
+    stream's calls overlap it); each call's workspace belongs to its own stream, so both results stay right."""
+    first = generate_input([200, 40], [256, 136], [512, 256], seed=21, full_range=True)
+    second = generate_input([96, 300], [128, 200], [256, 512], seed=22, full_range=True)
+    poison_outputs(first)
+    poison_outputs(second)
+    streams = [torch.cuda.Stream(), torch.cuda.Stream()]
+    for stream in streams:
+        stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(streams[0]):
+        torch.cuda._sleep(20_000_000)
+        for _ in range(3):
+            custom_kernel(first)
+    with torch.cuda.stream(streams[1]):
+        for _ in range(3):
+            custom_kernel(second)
+    torch.cuda.synchronize()
+    check_outputs(first, [c for _, _, c in first[0]])
+    check_outputs(second, [c for _, _, c in second[0]])
+
+
 @pytest.mark.parametrize("groups", [4, 48], ids=["by_value", "ring"])
 def test_graph_capture_and_replay(groups):
     m = [(37 * i) % 150 + 1 for i in range(groups)]
@@ -334,7 +357,7 @@ def test_kernel_family_by_compute_capability(kernel):
     before = _C._stats()
     custom_kernel(data)
     after = _C._stats()
-    family = "hopper_launches" if HOPPER and kernel == "auto" else "portable_launches"
+    family = {"auto": "hopper_launches", "streamk": "streamk_launches"}.get(kernel, "portable_launches") if HOPPER else "portable_launches"
     assert after[family] == before[family] + 1
 
 
