@@ -7,18 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "hopper_schedule.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (cond) passed++;                                                               \
-        else {                                                                            \
-            failed++;                                                                     \
-            printf("FAIL %s:%d: %s\n", __func__, __LINE__, #cond);                        \
-        }                                                                                 \
-    } while (0)
 
 /* Checks inside the big loops count violations instead, so that one broken schedule reports a few lines, not
  * millions; `violations` must be in scope. */

@@ -3,18 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "planner.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (cond) passed++;                                                               \
-        else {                                                                            \
-            failed++;                                                                     \
-            printf("FAIL %s:%d: %s\n", __func__, __LINE__, #cond);                        \
-        }                                                                                 \
-    } while (0)
 
 /* Descriptors point at their sizes and strides (as the bridge points into torch's metadata); here the
  * arrays live in a pool that outlives every test, so descriptors can be copied freely. Breakers write
