@@ -259,18 +259,31 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0};
-    if (hopper && cuda->choice == NVFP4_KERNEL_STREAMK && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS) {
-        /* One CTA per SM, and the token scratch its pre-pass fills (hopper_schedule.h). */
-        int64_t scratch_bytes = 0;
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0};
+    if (hopper && cuda->choice == NVFP4_KERNEL_STREAMK && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
+        cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
+        /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
+         * thread per padded token row (within int32) by one block row per 64-K block (within a grid's y). */
+        int64_t scratch_bytes = 0, units = 0, token_rows = 0;
+        int32_t max_kblocks = 1;
         for (int32_t i = 0; i < plan->num_entries; i++) {
             const hopper_problem problem = {entries[i].m, entries[i].n, entries[i].k, entries[i].l};
-            scratch_bytes += hopper_problem_totals(&problem).scratch_bytes;
+            const hopper_prefix totals = hopper_problem_totals(&problem);
+            const hopper_shape shape = hopper_problem_shape(&problem);
+            scratch_bytes += totals.scratch_bytes;
+            units += totals.units;
+            token_rows += (int64_t)problem.l * shape.tile_width;
+            if (shape.kblocks > max_kblocks) max_kblocks = shape.kblocks;
         }
-        config->launch = nvfp4_hopper_streamk_launch;
-        config->shape.grid = cuda->multiprocessors[device];
-        config->shape.scratch_bytes = scratch_bytes;
-        return 0;
+        if (token_rows <= INT32_MAX && max_kblocks <= NVFP4_STREAMK_MAX_KBLOCKS) {
+            config->launch = nvfp4_hopper_streamk_launch;
+            config->shape.grid = cuda->multiprocessors[device];
+            config->shape.scratch_bytes = scratch_bytes;
+            config->shape.schedule_units = units;
+            config->shape.token_rows = token_rows > 0 ? token_rows : 1;
+            config->shape.max_kblocks = max_kblocks;
+            return 0;
+        }
     }
     if (hopper) {
         const nvfp4_schedule schedule = nvfp4_schedule_units_memo(&cuda->schedule_memo, entries, plan->num_entries,

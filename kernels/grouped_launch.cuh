@@ -79,7 +79,7 @@ typedef CUresult (*launch_kernel_fn)(CUfunction, unsigned, unsigned, unsigned, u
                                      CUstream, void **, void **);
 
 template <typename Params>
-cudaError_t launch_kernel(void (*kernel)(Params), CUfunction handles[NVFP4_MAX_DEVICES], int device, int grid,
+cudaError_t launch_kernel(void (*kernel)(Params), CUfunction handles[NVFP4_MAX_DEVICES], int device, dim3 grid,
                           int threads, int shared_bytes, cudaStream_t stream, Params &params) {
     static const launch_kernel_fn launch =  // thread-safe first use
         reinterpret_cast<launch_kernel_fn>(driver_entry_point("cuLaunchKernel"));
@@ -91,7 +91,7 @@ cudaError_t launch_kernel(void (*kernel)(Params), CUfunction handles[NVFP4_MAX_D
         handles[device] = reinterpret_cast<CUfunction>(handle);
     }
     void *args[] = {&params};
-    return static_cast<cudaError_t>(launch(handles[device], grid, 1, 1, threads, 1, 1, shared_bytes,
+    return static_cast<cudaError_t>(launch(handles[device], grid.x, grid.y, grid.z, threads, 1, 1, shared_bytes,
                                            reinterpret_cast<CUstream>(stream), args, nullptr));
 }
 

@@ -412,16 +412,18 @@ static inline NVFP4_HOST_DEVICE int hopper_cta_is_empty(const hopper_schedule *s
     return hopper_pos_equal(hopper_cta_begin(s, q), hopper_cta_end(s, q));
 }
 
-/* The CTA whose range holds pos (a position before the end): the last q whose range begins at or before it. */
+/* The CTA whose range holds pos (a position before the end): the last q whose range begins at or before it.
+ * Range starts are monotone in q and sit within a snap (at most a share / HOPPER_SNAP_SHARE_DIVISOR) of q * C / P,
+ * so the CTA that owns pos's cost without snapping is at most one away: a step or two from there finds it, where
+ * a binary search over P costs ~2 log2(P) boundary evaluations (each with 64-bit divisions, which the copier warp
+ * runs for every split unit). target * P cannot overflow: init keeps C within INT64_MAX / P. */
 static inline NVFP4_HOST_DEVICE int32_t hopper_cta_holding(const hopper_schedule *s, hopper_pos pos) {
     const int64_t target = hopper_pos_cost(s, pos);
-    int32_t lo = 0, hi = s->ctas - 1;
-    while (lo < hi) {
-        const int32_t mid = lo + (hi - lo + 1) / 2;
-        if (hopper_pos_cost(s, hopper_cta_begin(s, mid)) <= target) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
+    const int64_t estimate = target * s->ctas / s->total_cost;
+    int32_t q = estimate < s->ctas - 1 ? (int32_t)estimate : s->ctas - 1;
+    while (q > 0 && hopper_pos_cost(s, hopper_cta_begin(s, q)) > target) q--;
+    while (q + 1 < s->ctas && hopper_pos_cost(s, hopper_cta_begin(s, q + 1)) <= target) q++;
+    return q;
 }
 
 /* For the finalizer of unit u: its partial pieces are held by the non-empty CTAs among [*q_begin, *q_end), i.e.

@@ -4,17 +4,20 @@
 // 1. token_prepass_kernel decodes every group's tokens (rows of a) once per call into an fp16 scratch buffer:
 //    a * sfa * 2^-7, exact, each 64-K block in the K order of weight_k_of_position and laid out so that one
 //    linear bulk copy of a chunk's k-block (width x 128 bytes) lands as wgmma's 128-byte-swizzled B tile. One
-//    thread per scratch row of 128 bytes (a token row's 64-K block); every block first builds the schedule's
-//    prefix table in shared memory from the sizes. Block 0 also publishes the problems and the prefix table for
-//    the main kernel and clears the stream-K flags.
-// 2. streamk_gemm_kernel, persistent (one CTA per SM), walks its CTA's pieces (hopper_walk_next). Per CTA:
-//     - warp 0, the copier: lane 0 walks the CTA's pieces (hopper_walk_next) and hands each to the consumers
-//       through a small ring of descriptors; per 64-K block of a piece, lane 0 bulk-copies the chunk's decoded
-//       token block (evict-last in L2: every weight tile of the group reads it again) and the weights' 512-byte
-//       scale atom, and the warp's loads (cp.async) bring the 128 weight rows' 32 packed bytes each
-//       (evict-first: streamed once), into one of STAGES stage buffers; the stage's `full` mbarrier completes
-//       when every byte has landed; a stage is refilled once `empty` says all eight consumer warps are done.
-//     - warps 1-3 leave at once; warpgroup 0 hands registers to the consumers (setmaxnreg).
+//    thread per scratch row of 128 bytes (a token row's 64-K block: block (x, y) holds k-block y of 256 rows);
+//    every block first builds the schedule's prefix tables in shared memory from the sizes. Block (0, 0) also
+//    plans every CTA's pieces (plan_pieces) and sets the stream-K flags.
+// 2. streamk_gemm_kernel, persistent (one CTA per SM), runs its CTA's pieces as the pre-pass planned them. Per CTA:
+//     - warp 0, the scheduler: reads the CTA's piece records and hands each piece to the copier and the consumers
+//       through a small ring of descriptors, with the piece's weight tensor map retargeted to its group's b and
+//       published to one of the CTA's map slots in the workspace.
+//     - warp 1, lane 0, the copier: two rings of stages. Per 64-K block one bulk copy of the chunk's decoded token
+//       block (evict-last in L2: every weight tile of the group reads it again) into the token ring; per
+//       WEIGHT_GROUP k-blocks one tensor copy of 128 weight rows x 128 bytes (whole lines, 128-byte swizzle;
+//       evict-first: streamed once) and one bulk copy of their scale atoms into the weight ring. A stage's `full`
+//       mbarrier completes when every byte has landed; it is refilled once `empty` says all eight consumer warps
+//       are done with it. A few dozen instructions a k-block, from a handful of registers.
+//     - warps 2-3 leave at once; warpgroup 0 hands registers to the consumers (setmaxnreg).
 //     - warpgroups 1 and 2, the consumers, 64 weight rows each: per k16 step they issue wgmma m64nNk16 (N = the
 //       chunk's width, its rows rounded up to 8) with A from registers, on fragments decoded during the step
 //       before, then decode the next step's fragments from the packed bytes while that wgmma runs
@@ -24,6 +27,9 @@
 //    A piece that covers its unit's whole K writes c. Otherwise each piece but the unit's first leaves its fp32
 //    accumulators in its CTA's workspace slot and raises its flag; the first piece's CTA (which reaches it last
 //    in its range) adds those partials, then writes c.
+//
+// The schedule's arithmetic (64-bit divisions and searches) runs only in the pre-pass's block (0, 0), each phase
+// spread over its threads (plan_pieces).
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -46,44 +52,90 @@ constexpr int CONSUMERS = 2;                       // warpgroups
 constexpr int CONSUMER_WARPS = 4 * CONSUMERS;
 constexpr int CONSUMER_THREADS = 128 * CONSUMERS;
 constexpr int THREADS = 128 + CONSUMER_THREADS;
-constexpr int STAGES = 8;
-constexpr int PIECE_SLOTS = 4;                    // pieces the copier may run ahead of the consumers
+constexpr int TOKEN_STAGES = 8;                  // token ring: one 64-K block a stage
+constexpr int WEIGHT_GROUP = 4;                  // 64-K blocks per weight stage: a row's 128 bytes, one whole line
+constexpr int WEIGHT_STAGES = 4;                 // weight ring (from DRAM: deeper in K than the token ring)
+constexpr int WEIGHT_ROW_BYTES = WEIGHT_GROUP * KBLOCK_BYTES;
+constexpr int PIECE_SLOTS = 4;                   // pieces the scheduler may run ahead of the consumers
+constexpr int MAP_SLOTS = PIECE_SLOTS + 1;       // weight tensor maps per CTA: see run_scheduler
 constexpr int PRODUCER_REGISTERS = 40;   // setmaxnreg: 128 x 40 + 256 x 232 = 64512 of the 65536 the launch holds
 constexpr int CONSUMER_REGISTERS = 232;  // (the copier spills a little of its per-piece schedule state: off the hot loop)
 constexpr int EPILOGUE_TOKENS = 64;      // tokens per epilogue pass
 constexpr int EPILOGUE_PITCH = CONSUMER_ROWS * 2 + 16;  // bytes per staged token row: 64 fp16 + 16 against conflicts
 constexpr int PREPASS_THREADS = 256;
 constexpr int MAX_PROBLEMS = NVFP4_STREAMK_MAX_GROUPS;  // groups the pre-pass's shared prefix table holds
+constexpr int MAX_CTAS = NVFP4_STREAMK_MAX_CTAS;         // CTAs (SMs) whose boundaries the pre-pass holds
 constexpr float ACCUMULATOR_SCALE_2 = 16384.0f;  // products of two operands carrying 2^-7 each
 static_assert(128 * PRODUCER_REGISTERS + CONSUMER_THREADS * CONSUMER_REGISTERS <= 65536,
               "setmaxnreg.inc waits forever for registers the launch does not hold");
 static_assert(CONSUMERS * CONSUMER_ROWS == WEIGHT_ROWS, "the consumers cover the unit's weight rows");
 static_assert(FRAGMENT_SCALE_LOG2 == -7, "the epilogue removes 2^-14 from every product");
 
-struct stage_buffers {
-    uint8_t tokens[MAX_WIDTH * TOKEN_ROW_BYTES];  // first: 1024-byte aligned, as the swizzle's 8-row atoms need
-    uint8_t weights[WEIGHT_ROWS * KBLOCK_BYTES];  // row r at 32r: a warp's 8 rows x 32 bytes cover every bank twice
-    uint8_t weight_scales[NVFP4_SF_ATOM_BYTES];
-    uint8_t unused[512];  // to a multiple of 1024 bytes, for the next stage's token tile
+// Where quad lane t finds its 8 bytes of k-block j in weight row r (and r + 8) of a weight stage. The stage is one
+// tensor copy of 128 rows x 128 bytes in the 128-byte swizzle, which puts 16-byte chunk c of row r at chunk
+// c ^ (r % 8): the 8 rows a warp reads at once then cover every bank twice, the fewest wavefronts for 256 bytes.
+// K-block j's 32 bytes are chunks 2j and 2j + 1, lane t's 8 of them in chunk 2j + t / 2 = 2j ^ (t / 2), so
+// per k-block only 2j ^ (t / 2) ^ (r % 8) = 2j ^ chunk_key changes.
+struct weight_lane {
+    uint32_t row_bytes;  // r * 128 + 8 * (t % 2)
+    uint32_t chunk_key;  // (t / 2) ^ (r % 8)
+    __device__ __forceinline__ weight_lane(int row, int t)
+        : row_bytes(row * WEIGHT_ROW_BYTES + 8 * (t % 2)), chunk_key((t / 2) ^ (row % 8)) {}
+    __device__ __forceinline__ uint32_t offset(uint32_t j) const { return row_bytes + ((2 * j) ^ chunk_key) * 16; }
+};
+constexpr uint32_t EIGHT_ROWS_BYTES = 8 * WEIGHT_ROW_BYTES;  // row r + 8: same chunk order (8 is a multiple of 8)
+
+struct weight_stage {
+    uint8_t weights[WEIGHT_ROWS * WEIGHT_ROW_BYTES];
+    uint8_t scales[WEIGHT_GROUP][NVFP4_SF_ATOM_BYTES];
 };
 
-// One piece as the copier hands it to the consumers (width 0: the CTA's range is done). The copier walks the
+// One piece as the pre-pass plans it for the main kernel (hopper_piece's fields, the
+// finalizer's span of partial CTAs and the chunk's scratch offset). The main kernel then runs no schedule
+// arithmetic: its 64-bit divisions and searches, run there by one thread per CTA, left the consumers waiting for
+// their first piece for microseconds.
+struct piece_record {
+    int32_t problem, slice, tile, chunk;
+    int32_t kb_begin, kb_end, rows, width;
+    int32_t is_first, is_complete;
+    int32_t q_begin, q_end;  // a split unit's first piece: the CTAs that may hold its partial pieces
+    int64_t scratch_offset;
+};
+
+// CTA q's pieces: records [first, first + count), in unit order. first = (the unit index where q's range begins) +
+// q: every CTA boundary before it splits at most one unit, so ranges never overlap and total_units + ctas records
+// suffice.
+struct piece_range {
+    int64_t first;
+    int32_t count, unused;
+};
+
+// One piece as the scheduler hands it to the copier and the consumers (width 0: the CTA's range is done). The copier walks the
 // schedule and the consumers only read these, so no 64-bit schedule state sits beside their accumulators.
 struct piece_desc {
     int32_t problem, slice, tile, chunk;
     int32_t kb_begin, kb_end, rows, width;
     int32_t is_first, is_complete;
     int32_t q_begin, q_end;  // a split unit's first piece: the CTAs that may hold its partial pieces
+    // For the copier: everything its copies need, so that it holds no schedule or table state.
+    const uint8_t *tokens;          // the chunk's decoded tokens at k-block 0
+    const uint8_t *sfb;             // the unit's scale atoms at k-block 0
+    int64_t sfb_kblock_stride;
+    const CUtensorMap *weight_map;  // b of the piece's group and slice
+    int32_t n0;                     // the unit's first weight row
 };
 
 struct shared_storage {
-    stage_buffers stages[STAGES];
+    uint8_t tokens[TOKEN_STAGES][MAX_WIDTH * TOKEN_ROW_BYTES];  // first: 1024-byte aligned for the swizzle's atoms
+    weight_stage weights[WEIGHT_STAGES];
     uint8_t epilogue[CONSUMERS][EPILOGUE_TOKENS * EPILOGUE_PITCH];
     piece_desc pieces[PIECE_SLOTS];
-    uint64_t full[STAGES], empty[STAGES];
+    alignas(128) CUtensorMap weight_map;  // the next piece's weight map, retargeted here before it goes to global memory
+    uint64_t token_full[TOKEN_STAGES], token_empty[TOKEN_STAGES];
+    uint64_t weight_full[WEIGHT_STAGES], weight_empty[WEIGHT_STAGES];
     uint64_t piece_full[PIECE_SLOTS], piece_empty[PIECE_SLOTS];
 };
-static_assert(sizeof(stage_buffers) % 1024 == 0, "every stage's token tile stays 1024-byte aligned");
+static_assert((MAX_WIDTH * TOKEN_ROW_BYTES) % 1024 == 0, "every token stage stays 1024-byte aligned");
 constexpr size_t SHARED_BYTES = sizeof(shared_storage) + 1024;  // + room to align the base to 1024
 
 // Floats of one CTA's workspace slot: every consumer thread's accumulators of the widest chunk.
@@ -92,14 +144,17 @@ constexpr int PARTIAL_FLOATS = CONSUMER_THREADS * (MAX_WIDTH / 2);
 // Both kernels' parameters: the group table (by value, or in device memory) and the call's workspace. One
 // capacity only: every width's loop is compiled once per kernel, and the kernel holds 32 of them.
 struct streamk_params {
+    CUtensorMap weight_map;                 // the template every piece's weight map starts from
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
     int32_t *flags;                         // [ctas]: 1 once the CTA's partial is in its slot
-    hopper_problem *problems;               // [num_entries], written by the pre-pass
-    hopper_prefix *prefix;                  // [num_entries + 1], written by the pre-pass
+    hopper_pos *boundaries;                 // [ctas + 1]: where each CTA's range begins (the pre-pass's)
+    piece_range *ranges;                    // [ctas]
+    piece_record *records;                  // [total units + ctas]
+    CUtensorMap *weight_maps;               // [ctas][MAP_SLOTS]: each CTA's pieces' weight maps, in turn
     nvfp4_group_entry entries[LARGE_TABLE];
 };
 static_assert(sizeof(streamk_params) <= 4096, "the by-value table must fit the 4 KB parameter space");
@@ -135,181 +190,288 @@ __device__ __forceinline__ void decode_token_block(const uint4 (&packed)[2], uin
     }
 }
 
-// Fills the prefix table of the first `count` problems in shared memory: each thread sums some problems, then one
-// warp scans. The same integer sums as hopper_schedule_init, so every block and the host agree.
-__device__ __forceinline__ void build_prefix(const hopper_problem *problems, hopper_prefix *prefix, int count) {
-    for (int p = threadIdx.x; p < count; p += blockDim.x) prefix[p + 1] = hopper_problem_totals(&problems[p]);
+// Fills the prefix tables of the first `count` problems in shared memory: each thread sums some problems, then one
+// thread scans. The same integer sums as hopper_schedule_init, so every block and the host agree. row_prefix
+// counts padded token rows (every slice's chunks at their widths; the host keeps the total within int32).
+__device__ __forceinline__ void build_prefix(const hopper_problem *problems, hopper_prefix *prefix,
+                                             int32_t *row_prefix, int count) {
+    for (int p = threadIdx.x; p < count; p += blockDim.x) {
+        prefix[p + 1] = hopper_problem_totals(&problems[p]);
+        row_prefix[p + 1] = (int32_t)(problems[p].l * hopper_problem_shape(&problems[p]).tile_width);
+    }
     __syncthreads();
     if (threadIdx.x == 0) {
         hopper_prefix sum = {0, 0, 0};
+        int32_t rows = 0;
         prefix[0] = sum;
+        row_prefix[0] = 0;
         for (int p = 0; p < count; p++) {
             sum.cost += prefix[p + 1].cost;
             sum.units += prefix[p + 1].units;
             sum.scratch_bytes += prefix[p + 1].scratch_bytes;
             prefix[p + 1] = sum;
+            rows += row_prefix[p + 1];
+            row_prefix[p + 1] = rows;
         }
     }
     __syncthreads();
+}
+
+// Flag values of a CTA's workspace slot (the pre-pass sets them each call).
+constexpr int32_t SLOT_WAITING = 0;  // the CTA's partial piece, if it has one, is not in its slot yet
+constexpr int32_t SLOT_PARTIAL = 1;  // the CTA's partial piece is in its slot
+constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose span covers it skips it
+
+// The last CTA whose range begins at or before `cost` (hopper_cta_holding, on the boundaries' table).
+__device__ __forceinline__ int32_t cta_holding(const int64_t *boundary_costs, int32_t ctas, int64_t cost) {
+    int32_t lo = 0, hi = ctas - 1;
+    while (lo < hi) {
+        const int32_t mid = (lo + hi + 1) / 2;
+        if (boundary_costs[mid] <= cost) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+// Block (0, 0) of the pre-pass plans every CTA's pieces, each phase spread over the block's threads so that no
+// thread runs a long chain of the schedule's 64-bit arithmetic:
+//  1. one thread per CTA boundary q (hopper_cta_begin): its position (global memory) and cost (shared memory);
+//  2. one thread per unit: the CTAs holding its k-blocks (a search of the boundary costs), one record per
+//     non-empty one. CTA q's range begins at boundary q, so unit u's piece in CTA q goes to record u + q;
+//  3. one thread per CTA: its record range (first = the unit its range begins in + q) and its flag.
+// __syncthreads orders the phases (global and shared memory alike, within the block).
+__device__ __forceinline__ void plan_pieces(const streamk_params &params, const hopper_schedule &s,
+                                            int64_t *boundary_costs) {
+    const int32_t ctas = params.ctas;
+    for (int32_t q = threadIdx.x; q <= ctas; q += blockDim.x) {
+        const hopper_pos pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
+        params.boundaries[q] = pos;
+        boundary_costs[q] = hopper_pos_cost(&s, pos);
+    }
+    __syncthreads();
+    for (int64_t index = threadIdx.x; index < s.total_units; index += blockDim.x) {
+        hopper_pos pos;
+        pos.unit = hopper_unit_at(&s, index);
+        pos.kb = 0;
+        const hopper_unit &u = pos.unit;
+        const int32_t kblocks = hopper_unit_kblocks(&s, u), rows = hopper_unit_rows(&s, u);
+        const int32_t q_first = cta_holding(boundary_costs, ctas, hopper_pos_cost(&s, pos));
+        pos.kb = kblocks - 1;
+        const int32_t q_last = cta_holding(boundary_costs, ctas, hopper_pos_cost(&s, pos));
+        piece_record r = {u.problem, u.slice, u.tile, u.chunk, 0, kblocks, rows, hopper_round_width(rows), 1,
+                          q_first == q_last, q_first + 1, q_last + 1,
+                          hopper_scratch_offset(&s, u.problem, u.slice, u.chunk)};
+        for (int32_t q = q_first; q <= q_last; q++) {
+            if (boundary_costs[q] == boundary_costs[q + 1]) continue;  // an empty range: no piece
+            // Past the first CTA, a range begins inside the unit; before the last, the next one ends it.
+            r.kb_begin = q == q_first ? 0 : params.boundaries[q].kb;
+            r.kb_end = q == q_last ? kblocks : params.boundaries[q + 1].kb;
+            r.is_first = r.kb_begin == 0;
+            r.is_complete = r.is_first && r.kb_end == kblocks;
+            params.records[index + q] = r;
+        }
+    }
+    for (int32_t q = threadIdx.x; q < ctas; q += blockDim.x) {
+        const hopper_pos begin = params.boundaries[q], end = params.boundaries[q + 1];
+        const int32_t count = boundary_costs[q] == boundary_costs[q + 1]
+                                  ? 0
+                                  : (int32_t)(end.unit.index - begin.unit.index) + (end.kb > 0 ? 1 : 0);
+        params.ranges[q] = piece_range{begin.unit.index + q, count, 0};
+        params.flags[q] = count ? SLOT_WAITING : SLOT_EMPTY;
+    }
 }
 
 __global__ void __launch_bounds__(PREPASS_THREADS)
     token_prepass_kernel(const __grid_constant__ streamk_params params) {
     __shared__ hopper_problem problems[MAX_PROBLEMS];
     __shared__ hopper_prefix prefix[MAX_PROBLEMS + 1];
+    __shared__ int32_t row_prefix[MAX_PROBLEMS + 1];
+    __shared__ int64_t boundary_costs[MAX_CTAS + 1];  // block 0's plan_pieces
     const int count = params.num_entries;
     for (int p = threadIdx.x; p < count; p += blockDim.x) {
         const nvfp4_group_entry &g = entry_of(params, p);
         problems[p] = hopper_problem{g.m, g.n, g.k, g.l};
     }
     __syncthreads();
-    build_prefix(problems, prefix, count);
-    if (blockIdx.x == 0) {
-        for (int p = threadIdx.x; p < count; p += blockDim.x) params.problems[p] = problems[p];
-        for (int p = threadIdx.x; p <= count; p += blockDim.x) params.prefix[p] = prefix[p];
-        for (int q = threadIdx.x; q < params.ctas; q += blockDim.x) params.flags[q] = 0;
-    }
+    build_prefix(problems, prefix, row_prefix, count);
     const hopper_schedule s = hopper_schedule_attach(problems, prefix, count, params.ctas);
-    const int64_t rows = s.scratch_bytes / TOKEN_ROW_BYTES;
-    for (int64_t item = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; item < rows; item += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t offset = item * TOKEN_ROW_BYTES;
-        // The problem, slice, chunk, k-block and row of this scratch row (hopper_scratch_offset's layout).
-        int lo = 0, hi = count - 1;
-        while (lo < hi) {
-            const int mid = (lo + hi + 1) / 2;
-            if (prefix[mid].scratch_bytes <= offset) lo = mid;
-            else hi = mid - 1;
-        }
-        const hopper_shape sh = hopper_problem_shape(&problems[lo]);
-        int64_t local = offset - prefix[lo].scratch_bytes;
-        const int slice = (int)(local / sh.slice_scratch);
-        local -= slice * sh.slice_scratch;
-        const int64_t chunk_bytes = (int64_t)sh.base * sh.kblocks * TOKEN_ROW_BYTES;
-        const int chunk = local / chunk_bytes < sh.chunks - 1 ? (int)(local / chunk_bytes) : sh.chunks - 1;
-        local -= chunk * chunk_bytes;
-        const int width = chunk == sh.chunks - 1 ? sh.last_width : sh.base;
-        const int kb = (int)(local / ((int64_t)width * TOKEN_ROW_BYTES));
-        const int row = (int)(local / TOKEN_ROW_BYTES - (int64_t)kb * width);
-        const nvfp4_group_entry &g = entry_of(params, lo);
-        uint4 chunks[8];
-        if (row < hopper_chunk_rows(g.m, chunk)) {
-            const int token = hopper_chunk_first_row(g.m, chunk) + row;
-            const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
-            const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)), __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
-            const uint32_t scale_bytes = __ldg(reinterpret_cast<const uint32_t *>(
-                g.sfa + slice * g.sfa_batch_stride + sf_offset(token, kb, g.sfa_rowblock_stride, g.sfa_kblock_stride)));
-            decode_token_block(packed, scale_bytes, chunks);
-        } else {
-#pragma unroll
-            for (int j = 0; j < 8; j++) chunks[j] = make_uint4(0, 0, 0, 0);  // rows past the chunk's tokens
-        }
-        uint8_t *out = params.scratch + offset;
-#pragma unroll
-        for (int j = 0; j < 8; j++) *reinterpret_cast<uint4 *>(out + ((j ^ (row % 8)) * 16)) = chunks[j];
+    if (blockIdx.x == 0 && blockIdx.y == 0) plan_pieces(params, s, boundary_costs);
+    // This block decodes k-block blockIdx.y of PREPASS_THREADS consecutive padded token rows of the call (every
+    // problem's slices' chunks, each chunk's rows up to its width), one row per thread: a search in shared memory
+    // and 32-bit arithmetic find the row, and a warp's rows land in consecutive 128-byte scratch rows.
+    const int32_t row = blockIdx.x * blockDim.x + threadIdx.x;
+    if (row >= row_prefix[count]) return;
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {  // the last problem whose rows begin at or before row (empty ones share the next's start)
+        const int mid = (lo + hi + 1) / 2;
+        if (row_prefix[mid] <= row) lo = mid;
+        else hi = mid - 1;
     }
+    const hopper_shape sh = hopper_problem_shape(&problems[lo]);
+    const int32_t kb = blockIdx.y;
+    if (kb >= sh.kblocks) return;
+    const uint32_t local = row - row_prefix[lo], tile_width = (uint32_t)sh.tile_width;
+    const uint32_t slice = local / tile_width, in_slice = local - slice * tile_width;
+    const uint32_t chunk = min(in_slice / (uint32_t)sh.base, (uint32_t)sh.chunks - 1);
+    const int32_t chunk_row = in_slice - chunk * sh.base;
+    const int32_t width = chunk == (uint32_t)sh.chunks - 1 ? sh.last_width : sh.base;
+    // hopper_scratch_offset's layout, then the k-block and the row.
+    const int64_t offset = prefix[lo].scratch_bytes + slice * sh.slice_scratch +
+                           (int64_t)chunk * sh.base * sh.kblocks * TOKEN_ROW_BYTES +
+                           ((int64_t)kb * width + chunk_row) * TOKEN_ROW_BYTES;
+    const nvfp4_group_entry &g = entry_of(params, lo);
+    uint4 chunks[8];
+    if (chunk_row < hopper_chunk_rows(g.m, chunk)) {
+        const int token = hopper_chunk_first_row(g.m, chunk) + chunk_row;
+        const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
+        const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)), __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
+        const uint32_t scale_bytes = __ldg(reinterpret_cast<const uint32_t *>(
+            g.sfa + slice * g.sfa_batch_stride + sf_offset(token, kb, g.sfa_rowblock_stride, g.sfa_kblock_stride)));
+        decode_token_block(packed, scale_bytes, chunks);
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) chunks[j] = make_uint4(0, 0, 0, 0);  // rows past the chunk's tokens
+    }
+    uint8_t *out = params.scratch + offset;
+#pragma unroll
+    for (int j = 0; j < 8; j++) *reinterpret_cast<uint4 *>(out + ((j ^ (chunk_row % 8)) * 16)) = chunks[j];
 }
 
 // ---- Main kernel: the copier ------------------------------------------------------------------------------------
 
-struct ring_position {
-    int index;
-    uint32_t parity;
+// A position in a ring of stages: the stage, and the parity of the phase its `full` barrier completes next. A
+// producer waits for `empty` with the opposite parity, which a fresh barrier reports as complete: the first pass
+// through the ring waits for nothing.
+struct ring_cursor {
+    uint32_t index, parity;
+    __device__ __forceinline__ void advance(uint32_t size) {
+        if (++index == size) {
+            index = 0;
+            parity ^= 1;
+        }
+    }
 };
-
-__device__ __forceinline__ ring_position ring_at(int count, int size = STAGES) {
-    return ring_position{count % size, static_cast<uint32_t>((count / size) & 1)};
-}
 
 __device__ __forceinline__ void store_release(int32_t *flag, int32_t value) {
     asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(flag), "r"(value) : "memory");
 }
 
-// Flag values of a CTA's workspace slot (the pre-pass clears them to 0 each call).
-constexpr int32_t SLOT_PARTIAL = 1;  // the CTA's partial piece is in its slot
-constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose span covers it skips it
 
-__device__ __forceinline__ void publish_piece(shared_storage &shared, int index, const piece_desc &desc) {
-    const ring_position slot = ring_at(index, PIECE_SLOTS);
-    if (index >= PIECE_SLOTS) barrier_wait(&shared.piece_empty[slot.index], slot.parity ^ 1);
-    shared.pieces[slot.index] = desc;
-    barrier_arrive(&shared.piece_full[slot.index]);  // release: the consumers' wait orders their reads after it
-}
-
-// Lane 0 walks the schedule and publishes each piece; the warp issues its copies.
-__device__ __forceinline__ void run_copier(const streamk_params &params, const hopper_schedule &s, shared_storage &shared,
-                                           int lane) {
-    const uint64_t keep = l2_policy_evict_last(), stream = l2_policy_evict_first();
-    hopper_walk walk = hopper_cta_walk(&s, blockIdx.x);
-    if (lane == 0 && hopper_cta_is_empty(&s, blockIdx.x)) store_release(&params.flags[blockIdx.x], SLOT_EMPTY);
-    hopper_piece piece;
-    int count = 0, pieces = 0;
-    while (hopper_walk_next(&s, &walk, &piece)) {
-        const hopper_unit &u = piece.unit;
-        if (lane == 0) {
-            piece_desc desc = {u.problem, u.slice, u.tile, u.chunk, piece.kb_begin, piece.kb_end, piece.rows,
-                               piece.width, piece.is_first, piece.is_complete, 0, 0};
-            if (piece.is_first && !piece.is_complete) hopper_unit_partial_ctas(&s, u, &desc.q_begin, &desc.q_end);
-            publish_piece(shared, pieces, desc);
-        }
-        pieces++;
-        const nvfp4_group_entry &g = entry_of(params, u.problem);
-        const int n0 = u.tile * WEIGHT_ROWS, weight_rows = min(WEIGHT_ROWS, g.n - n0);
-        const uint8_t *tokens = params.scratch + hopper_scratch_offset(&s, u.problem, u.slice, u.chunk);
-        const uint8_t *b = g.b + u.slice * g.b_batch_stride + (int64_t)n0 * g.b_row_stride;
-        const uint8_t *sfb = g.sfb + u.slice * g.sfb_batch_stride + (int64_t)(n0 / NVFP4_SF_ATOM_ROWS) * g.sfb_rowblock_stride;
-        const uint32_t token_bytes = piece.width * TOKEN_ROW_BYTES;
-        const uint32_t bytes = token_bytes + NVFP4_SF_ATOM_BYTES;  // the bulk copies; the weight loads arrive
-        for (int kb = piece.kb_begin; kb < piece.kb_end; kb++, count++) {
-            const ring_position stage = ring_at(count);
-            if (count >= STAGES) barrier_wait(&shared.empty[stage.index], stage.parity ^ 1);
-            stage_buffers &buffers = shared.stages[stage.index];
+// Warp-wide: the scheduler. It reads the CTA's piece records (the pre-pass's) and hands each piece to the copier
+// and the consumers through a ring of descriptors, with the piece's weight tensor map retargeted and published to
+// one of the CTA's map slots (tensormap.cp_fenceproxy is warp-wide).
+__device__ __forceinline__ void run_scheduler(const streamk_params &params, shared_storage &shared, int lane) {
+    const piece_range range = params.ranges[blockIdx.x];
+    CUtensorMap *map_slots = params.weight_maps + (int64_t)blockIdx.x * MAP_SLOTS;
+    ring_cursor slot = {0, 0};
+    for (int32_t index = 0; index <= range.count; index++, slot.advance(PIECE_SLOTS)) {
+        // Slot reuse: every reader has taken the descriptor PIECE_SLOTS back. The consumers take one only after
+        // finishing the piece before it, whose copies have therefore landed: so have those of the piece that last
+        // used this map slot (MAP_SLOTS = PIECE_SLOTS + 1 back).
+        if (lane == 0) barrier_wait(&shared.piece_empty[slot.index], slot.parity ^ 1);
+        __syncwarp();
+        piece_desc desc = {};  // width 0: the CTA's range is done
+        if (index < range.count) {
+            const piece_record r = params.records[range.first + index];
+            const nvfp4_group_entry &g = entry_of(params, r.problem);
+            CUtensorMap *map = &map_slots[index % MAP_SLOTS];
             if (lane == 0) {
-                barrier_arrive_expect_bytes(&shared.full[stage.index], bytes);
-                bulk_copy_hinted(buffers.tokens, tokens + (int64_t)kb * token_bytes, token_bytes,
-                                 &shared.full[stage.index], keep);
-                bulk_copy_hinted(buffers.weight_scales, sfb + (int64_t)kb * g.sfb_kblock_stride, NVFP4_SF_ATOM_BYTES,
-                                 &shared.full[stage.index], stream);
+                shared.weight_map = params.weight_map;
+                retarget_tensor_map(&shared.weight_map, g.b + r.slice * g.b_batch_stride, g.k / 2, g.n,
+                                    g.b_row_stride);
             }
-            // The weight rows' 32 bytes each by the warp's loads (two 16-byte halves a row): as bulk copies, 128
-            // requests of 32 bytes a k-block kept the bulk copy unit ~80 clocks a request behind.
-            for (int i = lane; i < 2 * weight_rows; i += 32)
-                copy16_async(buffers.weights + i * 16, b + (int64_t)(i / 2) * g.b_row_stride + kb * KBLOCK_BYTES + (i % 2) * 16,
-                             stream);
-            barrier_arrive_on_copies(&shared.full[stage.index]);
+            __syncwarp();
+            publish_tensor_map(map, &shared.weight_map);
+            desc = piece_desc{r.problem, r.slice, r.tile, r.chunk, r.kb_begin, r.kb_end, r.rows, r.width,
+                              r.is_first, r.is_complete, r.q_begin, r.q_end};
+            desc.n0 = r.tile * WEIGHT_ROWS;
+            desc.tokens = params.scratch + r.scratch_offset;
+            desc.sfb = g.sfb + r.slice * g.sfb_batch_stride +
+                       (int64_t)(desc.n0 / NVFP4_SF_ATOM_ROWS) * g.sfb_rowblock_stride;
+            desc.sfb_kblock_stride = g.sfb_kblock_stride;
+            desc.weight_map = map;
+        }
+        if (lane == 0) {
+            shared.pieces[slot.index] = desc;
+            barrier_arrive(&shared.piece_full[slot.index]);  // release: the readers' wait orders their reads after it
         }
     }
-    if (lane == 0) {
-        const piece_desc done = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-        publish_piece(shared, pieces, done);
+}
+
+// One thread: the copier. Per WEIGHT_GROUP k-blocks of a piece, one tensor copy of 128 weight rows (past K or
+// past b's rows: zeros) and one bulk copy of their scale atoms; per k-block, one bulk copy of the chunk's decoded
+// tokens. Every stage's `full` mbarrier completes when its bytes have landed; it is refilled once `empty` says
+// all eight consumer warps are done with it. A few dozen instructions a k-block, all from a handful of registers:
+// one thread issues them, and every clock it spends is one the consumers may wait.
+__device__ __forceinline__ void run_copier(shared_storage &shared) {
+    const uint64_t keep = l2_policy_evict_last(), stream = l2_policy_evict_first();
+    ring_cursor slot = {0, 0}, tokens = {0, 0}, weights = {0, 0};
+    for (;; slot.advance(PIECE_SLOTS)) {
+        barrier_wait(&shared.piece_full[slot.index], slot.parity);
+        const piece_desc piece = shared.pieces[slot.index];
+        barrier_arrive(&shared.piece_empty[slot.index]);
+        if (piece.width == 0) return;
+        acquire_tensor_map(piece.weight_map);  // published by the scheduler (release, then the piece's barrier)
+        const uint32_t token_bytes = piece.width * TOKEN_ROW_BYTES;
+        for (int kb = piece.kb_begin; kb < piece.kb_end; kb++, tokens.advance(TOKEN_STAGES)) {
+            if ((kb - piece.kb_begin) % WEIGHT_GROUP == 0) {
+                const int kblocks = min(WEIGHT_GROUP, piece.kb_end - kb);
+                barrier_wait(&shared.weight_empty[weights.index], weights.parity ^ 1);
+                weight_stage &w = shared.weights[weights.index];
+                uint64_t *full = &shared.weight_full[weights.index];
+                barrier_arrive_expect_bytes(full, sizeof(w.weights) + kblocks * NVFP4_SF_ATOM_BYTES);
+                tensor_copy_hinted(w.weights, piece.weight_map, kb * KBLOCK_BYTES, piece.n0, full, stream);
+                if (piece.sfb_kblock_stride == NVFP4_SF_ATOM_BYTES) {  // the blocked layout's atoms, one after another
+                    bulk_copy_hinted(w.scales[0], piece.sfb + kb * NVFP4_SF_ATOM_BYTES, kblocks * NVFP4_SF_ATOM_BYTES,
+                                     full, stream);
+                } else {
+                    for (int j = 0; j < kblocks; j++)
+                        bulk_copy_hinted(w.scales[j], piece.sfb + (kb + j) * piece.sfb_kblock_stride,
+                                         NVFP4_SF_ATOM_BYTES, full, stream);
+                }
+                weights.advance(WEIGHT_STAGES);
+            }
+            barrier_wait(&shared.token_empty[tokens.index], tokens.parity ^ 1);
+            barrier_arrive_expect_bytes(&shared.token_full[tokens.index], token_bytes);
+            bulk_copy_hinted(shared.tokens[tokens.index], piece.tokens + (int64_t)kb * token_bytes, token_bytes,
+                             &shared.token_full[tokens.index], keep);
+        }
     }
 }
 
 // ---- Main kernel: the consumers ----------------------------------------------------------------------------------
 
-// Where a consumer thread is in the stage ring, carried across pieces.
+// Where a consumer thread is in the two rings, carried across pieces.
 struct consumer_state {
-    int count;
+    ring_cursor tokens, weights;
 };
 
-// The packed words of the thread's scale group in rows r0 and r0 + 8 of a stage, and their two scales (0 for
-// rows past the end of b, which turns whatever the stage holds there into zeros: a decoded e2m1 is never NaN).
-__device__ __forceinline__ void load_weights(const stage_buffers &buffers, int r0, int t, int weight_rows,
-                                             uint32_t (&words)[2][2], __half2 &scale_r0, __half2 &scale_r1) {
+// The packed words of the thread's scale group in rows r0 and r0 + 8 of k-block j of a weight stage, and their
+// two scales (0 for rows past the end of b, which turns whatever the stage holds there into zeros: a decoded e2m1
+// is never NaN).
+__device__ __forceinline__ void load_weights(const weight_stage &w, uint32_t j, const weight_lane &lane, int r0, int t,
+                                             int weight_rows, uint32_t (&words)[2][2], __half2 &scale_r0,
+                                             __half2 &scale_r1) {
+    const uint8_t *bytes = w.weights + lane.offset(j);
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-        const uint2 v = *reinterpret_cast<const uint2 *>(buffers.weights + (r0 + 8 * h) * KBLOCK_BYTES + 8 * t);
+        const uint2 v = *reinterpret_cast<const uint2 *>(bytes + h * EIGHT_ROWS_BYTES);
         words[h][0] = v.x;
         words[h][1] = v.y;
     }
-    const uint32_t s0 = r0 < weight_rows ? buffers.weight_scales[sf_atom_offset(r0) + t] : 0u;
-    const uint32_t s1 = r0 + 8 < weight_rows ? buffers.weight_scales[sf_atom_offset(r0 + 8) + t] : 0u;
+    const uint32_t s0 = r0 < weight_rows ? w.scales[j][sf_atom_offset(r0) + t] : 0u;
+    const uint32_t s1 = r0 + 8 < weight_rows ? w.scales[j][sf_atom_offset(r0 + 8) + t] : 0u;
     e4m3x2_to_row_scales(s0 | (s1 << 8), scale_r0, scale_r1);
 }
 
+// A k16 step further along a token tile: 32 bytes of each row, in the descriptor's 16-byte units.
+constexpr uint64_t STEP_DESCRIPTOR_DELTA = 32 >> 4;
+
 template <int N>
-__device__ __forceinline__ void mma_step(float (&acc)[N / 2], const uint32_t (&frag)[4], const uint8_t *tile, int step) {
+__device__ __forceinline__ void mma_step(float (&acc)[N / 2], const uint32_t (&frag)[4], uint64_t tile_descriptor,
+                                         int step) {
     wgmma_fence();
-    wgmma_rs<N>::mma(acc, frag, swizzled_tile_descriptor(tile + step * 32));
+    wgmma_rs<N>::mma(acc, frag, tile_descriptor + step * STEP_DESCRIPTOR_DELTA);
     wgmma_commit();
 }
 
@@ -319,9 +481,10 @@ __device__ __forceinline__ void sync_consumer(int consumer) {
     asm volatile("bar.sync %0, 128;\n" ::"r"(2 + consumer) : "memory");
 }
 
-__device__ __forceinline__ void release_stage(shared_storage &shared, int count, int lane) {
+// One arrival per warp on a ring's `empty` barrier.
+__device__ __forceinline__ void release(uint64_t *empty, int lane) {
     __syncwarp();
-    if (lane == 0) barrier_arrive(&shared.empty[ring_at(count).index]);
+    if (lane == 0) barrier_arrive(empty);
 }
 
 __device__ __forceinline__ int32_t load_acquire(const int32_t *flag) {
@@ -346,22 +509,34 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     uint32_t words[2][2], next_words[2][2], frag[2][4];
     __half2 s0, s1, next_s0, next_s1;
 
-    ring_position stage = ring_at(state.count);
-    barrier_wait(&shared.full[stage.index], stage.parity);
-    load_weights(shared.stages[stage.index], r0, t, weight_rows, words, s0, s1);
-    weight_fragment(0, words, s0, s1, frag[0]);
-    for (int kb = 0; kb < kblocks; kb++) {
-        const uint8_t *tile = shared.stages[stage.index].tokens;
-        const bool more = kb + 1 < kblocks;
-        const ring_position next = ring_at(state.count + 1);
-        if (more) {
-            barrier_wait(&shared.full[next.index], next.parity);
-            load_weights(shared.stages[next.index], r0, t, weight_rows, next_words, next_s0, next_s1);
+    // K-block i of the piece: its weights in slot i % WEIGHT_GROUP of a weight stage (each piece starts a stage),
+    // its tokens in one token stage. A weight stage is released once its last k-block is in registers; a token
+    // stage once the wgmma that read it have finished.
+    ring_cursor tokens = state.tokens, weights = state.weights;
+    const weight_lane lane_bytes(r0, t);
+    auto load = [&](uint32_t i, uint32_t (&into)[2][2], __half2 &scale_r0, __half2 &scale_r1) {
+        if (i % WEIGHT_GROUP == 0) barrier_wait(&shared.weight_full[weights.index], weights.parity);
+        load_weights(shared.weights[weights.index], i % WEIGHT_GROUP, lane_bytes, r0, t, weight_rows, into, scale_r0,
+                     scale_r1);
+        if (i % WEIGHT_GROUP == WEIGHT_GROUP - 1 || i == kblocks - 1) {
+            release(&shared.weight_empty[weights.index], lane);
+            weights.advance(WEIGHT_STAGES);
         }
+    };
+    load(0, words, s0, s1);
+    weight_fragment(0, words, s0, s1, frag[0]);
+    uint32_t previous = 0;  // the token stage of the k-block before
+    for (int kb = 0; kb < kblocks; kb++) {
+        barrier_wait(&shared.token_full[tokens.index], tokens.parity);
+        const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
+        const bool more = kb + 1 < kblocks;
+        if (more) load(kb + 1, next_words, next_s0, next_s1);
         // Issue step s on one fragment set; once step s - 1 has finished, decode step s + 1 into its set.
         mma_step<N>(acc, frag[0], tile, 0);
         wgmma_wait<1>();
-        if (kb > 0) release_stage(shared, state.count - 1, lane);  // its last wgmma has finished
+        if (kb > 0) release(&shared.token_empty[previous], lane);
+        previous = tokens.index;
+        tokens.advance(TOKEN_STAGES);
         weight_fragment(1, words, s0, s1, frag[1]);
         mma_step<N>(acc, frag[1], tile, 1);
         wgmma_wait<1>();
@@ -381,11 +556,11 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
             s0 = next_s0;
             s1 = next_s1;
         }
-        state.count++;
-        stage = next;
     }
     wgmma_wait<0>();
-    release_stage(shared, state.count - 1, lane);
+    release(&shared.token_empty[previous], lane);
+    state.tokens = tokens;
+    state.weights = weights;
 
     // Accumulator d[4i + e]: unit row r0 + 8 * (e / 2), token 8i + 2t + e % 2 (wgmma_rs.cuh). A slot stores them
     // register-major ([i][consumer thread]), so its writer and its reader, threads of the same role, both move
@@ -459,9 +634,8 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
 
 __device__ __forceinline__ void run_consumer(const streamk_params &params, shared_storage &shared, int consumer,
                                              int thread) {
-    consumer_state state = {0};
-    for (int index = 0;; index++) {
-        const ring_position slot = ring_at(index, PIECE_SLOTS);
+    consumer_state state = {{0, 0}, {0, 0}};
+    for (ring_cursor slot = {0, 0};; slot.advance(PIECE_SLOTS)) {
         barrier_wait(&shared.piece_full[slot.index], slot.parity);
         const piece_desc piece = shared.pieces[slot.index];
         __syncwarp();
@@ -488,13 +662,17 @@ __global__ void __launch_bounds__(THREADS, 1) streamk_gemm_kernel(const __grid_c
     shared_storage &shared = *reinterpret_cast<shared_storage *>(dynamic_shared + (misalignment ? 1024 - misalignment : 0));
     const int tid = threadIdx.x;
     if (tid == 0) {
-        for (int i = 0; i < STAGES; i++) {
-            barrier_init(&shared.full[i], 1 + 32);  // the copier's expect_tx arrival, then each lane's loads
-            barrier_init(&shared.empty[i], CONSUMER_WARPS);
+        for (int i = 0; i < TOKEN_STAGES; i++) {
+            barrier_init(&shared.token_full[i], 1);  // the copier's expect_tx arrival
+            barrier_init(&shared.token_empty[i], CONSUMER_WARPS);
+        }
+        for (int i = 0; i < WEIGHT_STAGES; i++) {
+            barrier_init(&shared.weight_full[i], 1);  // the copier's expect_tx arrival
+            barrier_init(&shared.weight_empty[i], CONSUMER_WARPS);
         }
         for (int i = 0; i < PIECE_SLOTS; i++) {
             barrier_init(&shared.piece_full[i], 1);
-            barrier_init(&shared.piece_empty[i], CONSUMER_WARPS);
+            barrier_init(&shared.piece_empty[i], CONSUMER_WARPS + 1);  // and the copier
         }
         fence_barrier_init();
     }
@@ -502,9 +680,8 @@ __global__ void __launch_bounds__(THREADS, 1) streamk_gemm_kernel(const __grid_c
     const int warpgroup = __shfl_sync(0xFFFFFFFFu, tid / 128, 0);
     if (warpgroup == 0) {
         setmaxnreg_dec<PRODUCER_REGISTERS>();
-        if (tid < 32) {
-            const hopper_schedule s = hopper_schedule_attach(params.problems, params.prefix, params.num_entries, gridDim.x);
-            run_copier(params, s, shared, tid);
+        if (tid < 32) run_scheduler(params, shared, tid); else if (tid == 32) {
+            run_copier(shared);
         }
     } else {
         setmaxnreg_inc<CONSUMER_REGISTERS>();
@@ -518,22 +695,24 @@ __global__ void __launch_bounds__(THREADS, 1) streamk_gemm_kernel(const __grid_c
 
 namespace {
 
-constexpr int PREPASS_BLOCKS_PER_SM = 8;
-
 // The call's workspace, one stream-ordered allocation: the scratch first (1024-byte aligned for the swizzle
-// atoms its copies land as), then the partial slots, the flags, the problems and the prefix table.
+// atoms its copies land as), then the partial slots, the flags, the weight maps, and the pre-pass's plan: the
+// boundaries, each CTA's piece range and the piece records.
 struct workspace_layout {
-    size_t partials, flags, problems, prefix, bytes;
+    size_t partials, flags, weight_maps, boundaries, ranges, records, bytes;
 };
 
-workspace_layout layout_for(int64_t scratch_bytes, int ctas, int entries) {
+workspace_layout layout_for(const nvfp4_launch_shape &shape) {
     auto align = [](size_t v) { return (v + 1023) / 1024 * 1024; };
+    const size_t ctas = (size_t)shape.grid;
     workspace_layout w;
-    w.partials = align((size_t)scratch_bytes);
-    w.flags = align(w.partials + (size_t)ctas * PARTIAL_FLOATS * sizeof(float));
-    w.problems = align(w.flags + (size_t)ctas * sizeof(int32_t));
-    w.prefix = align(w.problems + (size_t)entries * sizeof(hopper_problem));
-    w.bytes = w.prefix + (size_t)(entries + 1) * sizeof(hopper_prefix);
+    w.partials = align((size_t)shape.scratch_bytes);
+    w.flags = align(w.partials + ctas * PARTIAL_FLOATS * sizeof(float));
+    w.weight_maps = align(w.flags + ctas * sizeof(int32_t));
+    w.boundaries = align(w.weight_maps + ctas * MAP_SLOTS * sizeof(CUtensorMap));
+    w.ranges = align(w.boundaries + (ctas + 1) * sizeof(hopper_pos));
+    w.records = align(w.ranges + ctas * sizeof(piece_range));
+    w.bytes = w.records + ((size_t)shape.schedule_units + ctas) * sizeof(piece_record);
     return w;
 }
 
@@ -558,6 +737,29 @@ cudaError_t workspace_pool(int device, cudaMemPool_t *pool) {
     return cudaSuccess;
 }
 
+// The tensor map every piece's weight map starts from: bytes (uint8), 2 dimensions, boxes of 128 rows x 128 bytes
+// in the 128-byte swizzle, zeros past the ends. The copier replaces address, sizes and stride per piece
+// (retarget_tensor_map), so one made on the host at first use serves every call. Null if the driver cannot make it
+// (cuTensorMapEncodeTiled comes from the driver through the runtime, so nothing links libcuda).
+bool make_weight_map_template(CUtensorMap *tensor_map) {
+    void *entry = driver_entry_point("cuTensorMapEncodeTiled");
+    if (!entry) return false;
+    static __align__(16) uint8_t placeholder[WEIGHT_ROW_BYTES];  // any 16-byte aligned address; replaced per piece
+    const cuuint64_t dims[2] = {WEIGHT_ROW_BYTES, WEIGHT_ROWS}, strides[1] = {WEIGHT_ROW_BYTES};
+    const cuuint32_t box[2] = {WEIGHT_ROW_BYTES, WEIGHT_ROWS}, element_strides[2] = {1, 1};
+    return reinterpret_cast<encode_tiled_fn>(entry)(tensor_map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, placeholder, dims,
+                                                    strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                                    CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// Made once per process (a function-local static: thread-safe initialisation), on the first launch.
+const CUtensorMap *weight_map_template() {
+    static CUtensorMap tensor_map;
+    static const bool made = make_weight_map_template(&tensor_map);
+    return made ? &tensor_map : nullptr;
+}
+
 cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                            int32_t num_entries, const nvfp4_launch_shape &shape, cudaStream_t stream) {
     static bool configured[NVFP4_MAX_DEVICES];
@@ -568,12 +770,14 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
         if (failed != cudaSuccess) return failed;
         configured[shape.device] = true;
     }
+    const CUtensorMap *weight_map = weight_map_template();
+    if (!weight_map) return cudaErrorNotSupported;
     streamk_params params;  // entries past those copied stay unwritten: never read
     params.device_table = device_table;
     params.num_entries = num_entries;
     if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
     const int ctas = shape.grid;
-    const workspace_layout w = layout_for(shape.scratch_bytes, ctas, num_entries);
+    const workspace_layout w = layout_for(shape);
     cudaMemPool_t pool;
     cudaError_t failed = workspace_pool(shape.device, &pool);
     if (failed != cudaSuccess) return failed;
@@ -583,12 +787,14 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     params.scratch = workspace;
     params.partials = reinterpret_cast<float *>(workspace + w.partials);
     params.flags = reinterpret_cast<int32_t *>(workspace + w.flags);
-    params.problems = reinterpret_cast<hopper_problem *>(workspace + w.problems);
-    params.prefix = reinterpret_cast<hopper_prefix *>(workspace + w.prefix);
+    params.boundaries = reinterpret_cast<hopper_pos *>(workspace + w.boundaries);
+    params.ranges = reinterpret_cast<piece_range *>(workspace + w.ranges);
+    params.records = reinterpret_cast<piece_record *>(workspace + w.records);
+    params.weight_maps = reinterpret_cast<CUtensorMap *>(workspace + w.weight_maps);
+    params.weight_map = *weight_map;
     params.ctas = ctas;
-    const int64_t rows = shape.scratch_bytes / TOKEN_ROW_BYTES;
-    const int64_t wanted = (rows + PREPASS_THREADS - 1) / PREPASS_THREADS;
-    const int prepass_grid = (int)(wanted < 1 ? 1 : wanted < (int64_t)ctas * PREPASS_BLOCKS_PER_SM ? wanted : (int64_t)ctas * PREPASS_BLOCKS_PER_SM);
+    // At least one block: block 0 plans the pieces even when there are no tokens to decode.
+    const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS), (unsigned)shape.max_kblocks);
     failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
                            0, stream, params);
     if (failed == cudaSuccess)

@@ -24,6 +24,9 @@ typedef struct nvfp4_launch_shape {
     int32_t grid;
     int32_t device;              /* the current device, for per-device kernel attributes */
     int64_t scratch_bytes;       /* stream-K Hopper kernel: its token scratch (hopper_schedule.h) */
+    int64_t schedule_units;      /* stream-K Hopper kernel: its schedule's units (hopper_schedule.h) */
+    int64_t token_rows;          /* stream-K Hopper kernel: padded token rows, >= 1 (the pre-pass's grid) */
+    int32_t max_kblocks;         /* stream-K Hopper kernel: the most 64-K blocks of any group */
 } nvfp4_launch_shape;
 
 /* Each enqueues its kernel on stream (a cudaStream_t). The table is either host_entries (num_entries <=
@@ -37,9 +40,11 @@ int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_gro
                           int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 
 /* Hopper only (sm_90a: wgmma, bulk copies, mbarriers); the caller checks the device is compute capability 9.0. */
-/* The stream-K Hopper kernel (hopper_streamk.cu): grid = the SM count, scratch_bytes from hopper_schedule.h,
- * at most NVFP4_STREAMK_MAX_GROUPS entries. */
+/* The stream-K Hopper kernel (hopper_streamk.cu): grid = the SM count (at most NVFP4_STREAMK_MAX_CTAS),
+ * scratch_bytes and schedule_units from hopper_schedule.h, at most NVFP4_STREAMK_MAX_GROUPS entries. */
 #define NVFP4_STREAMK_MAX_GROUPS 1024
+#define NVFP4_STREAMK_MAX_CTAS 256
+#define NVFP4_STREAMK_MAX_KBLOCKS 65535 /* the pre-pass's grid.y: K <= 64 * 65535 */
 int nvfp4_hopper_streamk_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                                 int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 

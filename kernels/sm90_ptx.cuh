@@ -111,6 +111,16 @@ __device__ __forceinline__ void tensor_copy(void *dst, const CUtensorMap *map, i
         : "memory");
 }
 
+// tensor_copy with an L2 eviction policy (l2_policy_*).
+__device__ __forceinline__ void tensor_copy_hinted(void *dst, const CUtensorMap *map, int x, int y, uint64_t *bar,
+                                                   uint64_t policy) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, %3}], "
+        "[%4], %5;\n" ::"r"(shared_address(dst)),
+        "l"(map), "r"(x), "r"(y), "r"(shared_address(bar)), "l"(policy)
+        : "memory");
+}
+
 // ---- Tensor maps --------------------------------------------------------------------------------------------
 
 // cuTensorMapEncodeTiled, to be found through the runtime (cudaGetDriverEntryPointByVersion) so that nothing
