@@ -110,8 +110,8 @@ struct piece_range {
     int32_t count, unused;
 };
 
-// One piece as the scheduler hands it to the copier and the consumers (width 0: the CTA's range is done). The copier walks the
-// schedule and the consumers only read these, so no 64-bit schedule state sits beside their accumulators.
+// One piece as the scheduler hands it to the copier and the consumers (width 0: the CTA's range is done): what
+// each needs, read from shared memory, so that no schedule or table state sits beside the accumulators.
 struct piece_desc {
     int32_t problem, slice, tile, chunk;
     int32_t kb_begin, kb_end, rows, width;
@@ -150,7 +150,7 @@ struct streamk_params {
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
-    int32_t *flags;                         // [ctas]: 1 once the CTA's partial is in its slot
+    int32_t *flags;                         // [ctas]: SLOT_WAITING, SLOT_PARTIAL or SLOT_EMPTY
     hopper_pos *boundaries;                 // [ctas + 1]: where each CTA's range begins (the pre-pass's)
     piece_range *ranges;                    // [ctas]
     piece_record *records;                  // [total units + ctas]
