@@ -283,6 +283,9 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
 
 __global__ void __launch_bounds__(PREPASS_THREADS)
     token_prepass_kernel(const __grid_constant__ streamk_params params) {
+    // Every block has started: the main kernel may launch and run its prologue on SMs as this grid leaves them
+    // (it waits for this grid's writes before reading any; launch_dependent_kernel).
+    dependents_may_launch();
     __shared__ hopper_problem problems[MAX_PROBLEMS];
     __shared__ hopper_prefix prefix[MAX_PROBLEMS + 1];
     __shared__ int32_t row_prefix[MAX_PROBLEMS + 1];
@@ -677,6 +680,7 @@ __global__ void __launch_bounds__(THREADS, 1) streamk_gemm_kernel(const __grid_c
         fence_barrier_init();
     }
     __syncthreads();
+    dependency_wait();  // the pre-pass's scratch, plan and flags
     const int warpgroup = __shfl_sync(0xFFFFFFFFu, tid / 128, 0);
     if (warpgroup == 0) {
         setmaxnreg_dec<PRODUCER_REGISTERS>();
@@ -798,7 +802,7 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
                            0, stream, params);
     if (failed == cudaSuccess)
-        failed = launch_kernel(streamk_gemm_kernel, gemm_handles, shape.device, ctas, THREADS,
+        failed = launch_dependent_kernel(streamk_gemm_kernel, gemm_handles, shape.device, ctas, THREADS,
                                (int)SHARED_BYTES, stream, params);
     const cudaError_t freed = cudaFreeAsync(workspace, stream);
     return failed != cudaSuccess ? failed : freed;
