@@ -78,21 +78,60 @@ inline void *driver_entry_point(const char *name) {
 typedef CUresult (*launch_kernel_fn)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                      CUstream, void **, void **);
 
+typedef CUresult (*launch_kernel_ex_fn)(const CUlaunchConfig *, CUfunction, void **, void **);
+
+// The kernel's function handle on this device, looked up once (`handles`, one slot per device).
+template <typename Params>
+cudaError_t kernel_handle(void (*kernel)(Params), CUfunction handles[NVFP4_MAX_DEVICES], int device,
+                          CUfunction *handle) {
+    if (!handles[device]) {
+        cudaFunction_t found;
+        const cudaError_t failed = cudaGetFuncBySymbol(&found, reinterpret_cast<const void *>(kernel));
+        if (failed != cudaSuccess) return failed;
+        handles[device] = reinterpret_cast<CUfunction>(found);
+    }
+    *handle = handles[device];
+    return cudaSuccess;
+}
+
 template <typename Params>
 cudaError_t launch_kernel(void (*kernel)(Params), CUfunction handles[NVFP4_MAX_DEVICES], int device, dim3 grid,
                           int threads, int shared_bytes, cudaStream_t stream, Params &params) {
     static const launch_kernel_fn launch =  // thread-safe first use
         reinterpret_cast<launch_kernel_fn>(driver_entry_point("cuLaunchKernel"));
     if (!launch) return cudaErrorNotSupported;
-    if (!handles[device]) {
-        cudaFunction_t handle;
-        const cudaError_t failed = cudaGetFuncBySymbol(&handle, reinterpret_cast<const void *>(kernel));
-        if (failed != cudaSuccess) return failed;
-        handles[device] = reinterpret_cast<CUfunction>(handle);
-    }
+    CUfunction handle;
+    const cudaError_t failed = kernel_handle(kernel, handles, device, &handle);
+    if (failed != cudaSuccess) return failed;
     void *args[] = {&params};
-    return static_cast<cudaError_t>(launch(handles[device], grid.x, grid.y, grid.z, threads, 1, 1, shared_bytes,
+    return static_cast<cudaError_t>(launch(handle, grid.x, grid.y, grid.z, threads, 1, 1, shared_bytes,
                                            reinterpret_cast<CUstream>(stream), args, nullptr));
+}
+
+// launch_kernel for a kernel that depends on the one before it in the stream through programmatic dependent
+// launch: it may start once every block of that kernel has run griddepcontrol.launch_dependents (or exited),
+// and must run griddepcontrol.wait (dependency_wait) before it reads what that kernel writes.
+template <typename Params>
+cudaError_t launch_dependent_kernel(void (*kernel)(Params), CUfunction handles[NVFP4_MAX_DEVICES], int device,
+                                    dim3 grid, int threads, int shared_bytes, cudaStream_t stream, Params &params) {
+    static const launch_kernel_ex_fn launch =  // thread-safe first use
+        reinterpret_cast<launch_kernel_ex_fn>(driver_entry_point("cuLaunchKernelEx"));
+    if (!launch) return cudaErrorNotSupported;
+    CUfunction handle;
+    const cudaError_t failed = kernel_handle(kernel, handles, device, &handle);
+    if (failed != cudaSuccess) return failed;
+    CUlaunchAttribute attribute = {};
+    attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attribute.value.programmaticStreamSerializationAllowed = 1;
+    CUlaunchConfig config = {};
+    config.gridDimX = grid.x, config.gridDimY = grid.y, config.gridDimZ = grid.z;
+    config.blockDimX = threads, config.blockDimY = 1, config.blockDimZ = 1;
+    config.sharedMemBytes = shared_bytes;
+    config.hStream = reinterpret_cast<CUstream>(stream);
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    void *args[] = {&params};
+    return static_cast<cudaError_t>(launch(&config, handle, args, nullptr));
 }
 
 // Builds a parameter block of CAPACITY entries (the table by value, or only the pointer to it when

@@ -283,6 +283,9 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
 
 __global__ void __launch_bounds__(PREPASS_THREADS)
     token_prepass_kernel(const __grid_constant__ streamk_params params) {
+    // Every block has started: the main kernel may launch and run its prologue on SMs as this grid leaves them
+    // (it waits for this grid's writes before reading any; launch_dependent_kernel).
+    dependents_may_launch();
     __shared__ hopper_problem problems[MAX_PROBLEMS];
     __shared__ hopper_prefix prefix[MAX_PROBLEMS + 1];
     __shared__ int32_t row_prefix[MAX_PROBLEMS + 1];
@@ -449,20 +452,35 @@ struct consumer_state {
 // The packed words of the thread's scale group in rows r0 and r0 + 8 of k-block j of a weight stage, and their
 // two scales (0 for rows past the end of b, which turns whatever the stage holds there into zeros: a decoded e2m1
 // is never NaN).
-__device__ __forceinline__ void load_weights(const weight_stage &w, uint32_t j, const weight_lane &lane, int r0, int t,
-                                             int weight_rows, uint32_t (&words)[2][2], __half2 &scale_r0,
-                                             __half2 &scale_r1) {
-    const uint8_t *bytes = w.weights + lane.offset(j);
+// The thread's packed words and scales of k-block j of a weight stage: rows r0 and r0 + 8, its scale group.
+struct weight_words {
+    uint32_t words[2][2];
+    __half2 scale_r0, scale_r1;
+};
+
+// Where the thread reads its weights in every stage, fixed for a piece.
+struct weight_reader {
+    weight_lane lane;
+    uint32_t scale_r0, scale_r8;  // offsets of its two scale bytes in an atom
+    uint32_t scale_keep;          // 0 for a row past the end of b: whatever the stage holds there becomes zeros
+                                  // (a decoded e2m1 is never NaN; a scale byte past b's rows may be)
+
+    __device__ __forceinline__ weight_reader(int r0, int t, int weight_rows)
+        : lane(r0, t), scale_r0(sf_atom_offset(r0) + t), scale_r8(sf_atom_offset(r0 + 8) + t),
+          scale_keep((r0 < weight_rows ? 0x00FFu : 0u) | (r0 + 8 < weight_rows ? 0xFF00u : 0u)) {}
+
+    __device__ __forceinline__ void load(const weight_stage &w, uint32_t j, weight_words &into) const {
+        const uint8_t *bytes = w.weights + lane.offset(j);
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const uint2 v = *reinterpret_cast<const uint2 *>(bytes + h * EIGHT_ROWS_BYTES);
-        words[h][0] = v.x;
-        words[h][1] = v.y;
+        for (int h = 0; h < 2; h++) {
+            const uint2 v = *reinterpret_cast<const uint2 *>(bytes + h * EIGHT_ROWS_BYTES);
+            into.words[h][0] = v.x;
+            into.words[h][1] = v.y;
+        }
+        const uint32_t scales = (w.scales[j][scale_r0] | (uint32_t(w.scales[j][scale_r8]) << 8)) & scale_keep;
+        e4m3x2_to_row_scales(scales, into.scale_r0, into.scale_r1);
     }
-    const uint32_t s0 = r0 < weight_rows ? w.scales[j][sf_atom_offset(r0) + t] : 0u;
-    const uint32_t s1 = r0 + 8 < weight_rows ? w.scales[j][sf_atom_offset(r0 + 8) + t] : 0u;
-    e4m3x2_to_row_scales(s0 | (s1 << 8), scale_r0, scale_r1);
-}
+};
 
 // A k16 step further along a token tile: 32 bytes of each row, in the descriptor's 16-byte units.
 constexpr uint64_t STEP_DESCRIPTOR_DELTA = 32 >> 4;
@@ -506,55 +524,54 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     float acc[N / 2];
 #pragma unroll
     for (int i = 0; i < N / 2; i++) acc[i] = 0.0f;
-    uint32_t words[2][2], next_words[2][2], frag[2][4];
-    __half2 s0, s1, next_s0, next_s1;
+    weight_words held[2];  // the current k-block's and the next one's, by the k-block's parity in its stage
+    uint32_t frag[2][4];
 
-    // K-block i of the piece: its weights in slot i % WEIGHT_GROUP of a weight stage (each piece starts a stage),
-    // its tokens in one token stage. A weight stage is released once its last k-block is in registers; a token
-    // stage once the wgmma that read it have finished.
+    // Weight stage by weight stage: each piece starts a stage, and every stage but a piece's last holds
+    // WEIGHT_GROUP k-blocks, so with the loop over a stage unrolled the slot, the parity of `held` and the stage's
+    // last k-block are known at compile time. Per k-block one token stage. A weight stage is released once its
+    // last k-block's words are in registers; a token stage once the wgmma that read it have finished.
     ring_cursor tokens = state.tokens, weights = state.weights;
-    const weight_lane lane_bytes(r0, t);
-    auto load = [&](uint32_t i, uint32_t (&into)[2][2], __half2 &scale_r0, __half2 &scale_r1) {
-        if (i % WEIGHT_GROUP == 0) barrier_wait(&shared.weight_full[weights.index], weights.parity);
-        load_weights(shared.weights[weights.index], i % WEIGHT_GROUP, lane_bytes, r0, t, weight_rows, into, scale_r0,
-                     scale_r1);
-        if (i % WEIGHT_GROUP == WEIGHT_GROUP - 1 || i == kblocks - 1) {
-            release(&shared.weight_empty[weights.index], lane);
-            weights.advance(WEIGHT_STAGES);
-        }
-    };
-    load(0, words, s0, s1);
-    weight_fragment(0, words, s0, s1, frag[0]);
+    const weight_reader reader(r0, t, weight_rows);
+    barrier_wait(&shared.weight_full[weights.index], weights.parity);
+    reader.load(shared.weights[weights.index], 0, held[0]);
+    weight_fragment(0, held[0].words, held[0].scale_r0, held[0].scale_r1, frag[0]);
     uint32_t previous = 0;  // the token stage of the k-block before
-    for (int kb = 0; kb < kblocks; kb++) {
-        barrier_wait(&shared.token_full[tokens.index], tokens.parity);
-        const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
-        const bool more = kb + 1 < kblocks;
-        if (more) load(kb + 1, next_words, next_s0, next_s1);
-        // Issue step s on one fragment set; once step s - 1 has finished, decode step s + 1 into its set.
-        mma_step<N>(acc, frag[0], tile, 0);
-        wgmma_wait<1>();
-        if (kb > 0) release(&shared.token_empty[previous], lane);
-        previous = tokens.index;
-        tokens.advance(TOKEN_STAGES);
-        weight_fragment(1, words, s0, s1, frag[1]);
-        mma_step<N>(acc, frag[1], tile, 1);
-        wgmma_wait<1>();
-        weight_fragment(2, words, s0, s1, frag[0]);
-        mma_step<N>(acc, frag[0], tile, 2);
-        wgmma_wait<1>();
-        weight_fragment(3, words, s0, s1, frag[1]);
-        mma_step<N>(acc, frag[1], tile, 3);
-        wgmma_wait<1>();
-        if (more) {
-            weight_fragment(0, next_words, next_s0, next_s1, frag[0]);
+    for (int stage_kb = 0; stage_kb < kblocks; stage_kb += WEIGHT_GROUP) {
+        const int in_stage = min(WEIGHT_GROUP, kblocks - stage_kb);
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                words[h][0] = next_words[h][0];
-                words[h][1] = next_words[h][1];
+        for (int j = 0; j < WEIGHT_GROUP; j++) {
+            if (j >= in_stage) break;
+            weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
+            barrier_wait(&shared.token_full[tokens.index], tokens.parity);
+            const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
+            const bool more = stage_kb + j + 1 < kblocks;
+            if (j + 1 < in_stage) {
+                reader.load(shared.weights[weights.index], j + 1, next);
+            } else {  // the stage's last k-block: its words are in registers
+                release(&shared.weight_empty[weights.index], lane);
+                weights.advance(WEIGHT_STAGES);
+                if (more) {
+                    barrier_wait(&shared.weight_full[weights.index], weights.parity);
+                    reader.load(shared.weights[weights.index], 0, next);
+                }
             }
-            s0 = next_s0;
-            s1 = next_s1;
+            // Issue step s on one fragment set; once step s - 1 has finished, decode step s + 1 into its set.
+            mma_step<N>(acc, frag[0], tile, 0);
+            wgmma_wait<1>();
+            if (stage_kb + j > 0) release(&shared.token_empty[previous], lane);
+            previous = tokens.index;
+            tokens.advance(TOKEN_STAGES);
+            weight_fragment(1, now.words, now.scale_r0, now.scale_r1, frag[1]);
+            mma_step<N>(acc, frag[1], tile, 1);
+            wgmma_wait<1>();
+            weight_fragment(2, now.words, now.scale_r0, now.scale_r1, frag[0]);
+            mma_step<N>(acc, frag[0], tile, 2);
+            wgmma_wait<1>();
+            weight_fragment(3, now.words, now.scale_r0, now.scale_r1, frag[1]);
+            mma_step<N>(acc, frag[1], tile, 3);
+            wgmma_wait<1>();
+            if (more) weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
         }
     }
     wgmma_wait<0>();
@@ -677,6 +694,7 @@ __global__ void __launch_bounds__(THREADS, 1) streamk_gemm_kernel(const __grid_c
         fence_barrier_init();
     }
     __syncthreads();
+    dependency_wait();  // the pre-pass's scratch, plan and flags
     const int warpgroup = __shfl_sync(0xFFFFFFFFu, tid / 128, 0);
     if (warpgroup == 0) {
         setmaxnreg_dec<PRODUCER_REGISTERS>();
@@ -798,7 +816,7 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
                            0, stream, params);
     if (failed == cudaSuccess)
-        failed = launch_kernel(streamk_gemm_kernel, gemm_handles, shape.device, ctas, THREADS,
+        failed = launch_dependent_kernel(streamk_gemm_kernel, gemm_handles, shape.device, ctas, THREADS,
                                (int)SHARED_BYTES, stream, params);
     const cudaError_t freed = cudaFreeAsync(workspace, stream);
     return failed != cudaSuccess ? failed : freed;

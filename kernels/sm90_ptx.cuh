@@ -158,6 +158,17 @@ __device__ __forceinline__ void acquire_tensor_map(const CUtensorMap *global_map
     asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;\n" ::"l"(global_map) : "memory");
 }
 
+// ---- Programmatic dependent launch (launch_dependent_kernel in grouped_launch.cuh)
+
+// The kernel after this one in the stream may start (once every block of this one has said so, or exited).
+__device__ __forceinline__ void dependents_may_launch() {
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
+// Waits until the kernels this one depends on have finished and their writes are visible. A no-op when the kernel
+// was launched without a programmatic dependency.
+__device__ __forceinline__ void dependency_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+
 // ---- Fences and registers -----------------------------------------------------------------------------------
 
 // Generic-proxy writes to shared memory become visible to the tensor cores' reads (async proxy).
