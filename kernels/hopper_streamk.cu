@@ -281,63 +281,109 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
     }
 }
 
+// The pre-pass's shared memory, sized by the call (dynamic): the schedule's tables for `count` problems and `ctas`
+// CTAs (at most NVFP4_STREAMK_MAX_GROUPS and NVFP4_STREAMK_MAX_CTAS), then each warp's staging of its 32 decoded
+// rows. Few groups, little memory, more blocks per SM.
+struct prepass_shared {
+    hopper_prefix *prefix;    // [count + 1]
+    int64_t *boundary_costs;  // [ctas + 1], block (0, 0)'s plan_pieces
+    hopper_problem *problems; // [count]
+    int32_t *row_prefix;      // [count + 1]
+    uint8_t *staging;         // [PREPASS_THREADS][TOKEN_ROW_BYTES], 16-byte aligned
+};
+
+__host__ __device__ constexpr size_t prepass_table_bytes(int count, int ctas) {
+    return sizeof(hopper_prefix) * (count + 1) + sizeof(int64_t) * (ctas + 1) + sizeof(hopper_problem) * count +
+           sizeof(int32_t) * (count + 1);
+}
+__host__ __device__ constexpr size_t prepass_shared_bytes(int count, int ctas) {
+    return (prepass_table_bytes(count, ctas) + 15) / 16 * 16 + (size_t)PREPASS_THREADS * TOKEN_ROW_BYTES;
+}
+static_assert(prepass_shared_bytes(MAX_PROBLEMS, MAX_CTAS) <= 227 * 1024, "the pre-pass fits an SM's shared memory");
+
+__device__ __forceinline__ prepass_shared carve_prepass_shared(uint8_t *base, int count, int ctas) {
+    prepass_shared t;
+    t.prefix = reinterpret_cast<hopper_prefix *>(base);
+    t.boundary_costs = reinterpret_cast<int64_t *>(t.prefix + count + 1);
+    t.problems = reinterpret_cast<hopper_problem *>(t.boundary_costs + ctas + 1);
+    t.row_prefix = reinterpret_cast<int32_t *>(t.problems + count);
+    t.staging = base + (prepass_table_bytes(count, ctas) + 15) / 16 * 16;
+    return t;
+}
+
 __global__ void __launch_bounds__(PREPASS_THREADS)
     token_prepass_kernel(const __grid_constant__ streamk_params params) {
     // Every block has started: the main kernel may launch and run its prologue on SMs as this grid leaves them
     // (it waits for this grid's writes before reading any; launch_dependent_kernel).
     dependents_may_launch();
-    __shared__ hopper_problem problems[MAX_PROBLEMS];
-    __shared__ hopper_prefix prefix[MAX_PROBLEMS + 1];
-    __shared__ int32_t row_prefix[MAX_PROBLEMS + 1];
-    __shared__ int64_t boundary_costs[MAX_CTAS + 1];  // block 0's plan_pieces
+    extern __shared__ __align__(16) uint8_t dynamic_shared[];
     const int count = params.num_entries;
+    const prepass_shared t = carve_prepass_shared(dynamic_shared, count, params.ctas);
     for (int p = threadIdx.x; p < count; p += blockDim.x) {
         const nvfp4_group_entry &g = entry_of(params, p);
-        problems[p] = hopper_problem{g.m, g.n, g.k, g.l};
+        t.problems[p] = hopper_problem{g.m, g.n, g.k, g.l};
     }
     __syncthreads();
-    build_prefix(problems, prefix, row_prefix, count);
-    const hopper_schedule s = hopper_schedule_attach(problems, prefix, count, params.ctas);
-    if (blockIdx.x == 0 && blockIdx.y == 0) plan_pieces(params, s, boundary_costs);
+    build_prefix(t.problems, t.prefix, t.row_prefix, count);
+    const hopper_schedule s = hopper_schedule_attach(t.problems, t.prefix, count, params.ctas);
+    if (blockIdx.x == 0 && blockIdx.y == 0) plan_pieces(params, s, t.boundary_costs);
     // This block decodes k-block blockIdx.y of PREPASS_THREADS consecutive padded token rows of the call (every
     // problem's slices' chunks, each chunk's rows up to its width), one row per thread: a search in shared memory
-    // and 32-bit arithmetic find the row, and a warp's rows land in consecutive 128-byte scratch rows.
+    // and 32-bit arithmetic find the row. Its scratch row is at byte `out` (-1: no row, or past its problem's K).
     const int32_t row = blockIdx.x * blockDim.x + threadIdx.x;
-    if (row >= row_prefix[count]) return;
-    int lo = 0, hi = count - 1;
-    while (lo < hi) {  // the last problem whose rows begin at or before row (empty ones share the next's start)
-        const int mid = (lo + hi + 1) / 2;
-        if (row_prefix[mid] <= row) lo = mid;
-        else hi = mid - 1;
-    }
-    const hopper_shape sh = hopper_problem_shape(&problems[lo]);
-    const int32_t kb = blockIdx.y;
-    if (kb >= sh.kblocks) return;
-    const uint32_t local = row - row_prefix[lo], tile_width = (uint32_t)sh.tile_width;
-    const uint32_t slice = local / tile_width, in_slice = local - slice * tile_width;
-    const uint32_t chunk = min(in_slice / (uint32_t)sh.base, (uint32_t)sh.chunks - 1);
-    const int32_t chunk_row = in_slice - chunk * sh.base;
-    const int32_t width = chunk == (uint32_t)sh.chunks - 1 ? sh.last_width : sh.base;
-    // hopper_scratch_offset's layout, then the k-block and the row.
-    const int64_t offset = prefix[lo].scratch_bytes + slice * sh.slice_scratch +
-                           (int64_t)chunk * sh.base * sh.kblocks * TOKEN_ROW_BYTES +
-                           ((int64_t)kb * width + chunk_row) * TOKEN_ROW_BYTES;
-    const nvfp4_group_entry &g = entry_of(params, lo);
+    long long out = -1;
+    int32_t chunk_row = 0;
     uint4 chunks[8];
-    if (chunk_row < hopper_chunk_rows(g.m, chunk)) {
-        const int token = hopper_chunk_first_row(g.m, chunk) + chunk_row;
-        const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
-        const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)), __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
-        const uint32_t scale_bytes = __ldg(reinterpret_cast<const uint32_t *>(
-            g.sfa + slice * g.sfa_batch_stride + sf_offset(token, kb, g.sfa_rowblock_stride, g.sfa_kblock_stride)));
-        decode_token_block(packed, scale_bytes, chunks);
-    } else {
 #pragma unroll
-        for (int j = 0; j < 8; j++) chunks[j] = make_uint4(0, 0, 0, 0);  // rows past the chunk's tokens
+    for (int j = 0; j < 8; j++) chunks[j] = make_uint4(0, 0, 0, 0);  // rows past a chunk's tokens stay zeros
+    if (row < t.row_prefix[count]) {
+        int lo = 0, hi = count - 1;
+        while (lo < hi) {  // the last problem whose rows begin at or before row (empty ones share the next's start)
+            const int mid = (lo + hi + 1) / 2;
+            if (t.row_prefix[mid] <= row) lo = mid;
+            else hi = mid - 1;
+        }
+        const hopper_shape sh = hopper_problem_shape(&t.problems[lo]);
+        const int32_t kb = blockIdx.y;
+        if (kb < sh.kblocks) {
+            const uint32_t local = row - t.row_prefix[lo], tile_width = (uint32_t)sh.tile_width;
+            const uint32_t slice = local / tile_width, in_slice = local - slice * tile_width;
+            const uint32_t chunk = min(in_slice / (uint32_t)sh.base, (uint32_t)sh.chunks - 1);
+            chunk_row = in_slice - chunk * sh.base;
+            const int32_t width = chunk == (uint32_t)sh.chunks - 1 ? sh.last_width : sh.base;
+            // hopper_scratch_offset's layout, then the k-block and the row.
+            out = t.prefix[lo].scratch_bytes + slice * sh.slice_scratch +
+                  ((int64_t)chunk * sh.base * sh.kblocks + (int64_t)kb * width + chunk_row) * TOKEN_ROW_BYTES;
+            const nvfp4_group_entry &g = entry_of(params, lo);
+            if (chunk_row < hopper_chunk_rows(g.m, chunk)) {
+                const int token = hopper_chunk_first_row(g.m, chunk) + chunk_row;
+                const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
+                const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)),
+                                         __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
+                const uint32_t scale_bytes = __ldg(reinterpret_cast<const uint32_t *>(
+                    g.sfa + slice * g.sfa_batch_stride + sf_offset(token, kb, g.sfa_rowblock_stride, g.sfa_kblock_stride)));
+                decode_token_block(packed, scale_bytes, chunks);
+            }
+        }
     }
-    uint8_t *out = params.scratch + offset;
+    // Stored through the warp's staging: one thread's row is 8 stores to one line, so a warp's 16-byte stores
+    // would each touch 32 lines; staged, each store instruction writes four whole rows (512 consecutive bytes where
+    // the rows are consecutive, as they are within a chunk). Within a chunk a row's position is its padded index
+    // modulo 8 (every chunk and problem starts on a multiple of 8), so 8 consecutive lanes' swizzled chunks fill
+    // distinct banks.
+    const int lane = threadIdx.x % 32;
+    uint8_t *staging = t.staging + (threadIdx.x - lane) * TOKEN_ROW_BYTES;
 #pragma unroll
-    for (int j = 0; j < 8; j++) *reinterpret_cast<uint4 *>(out + ((j ^ (chunk_row % 8)) * 16)) = chunks[j];
+    for (int j = 0; j < 8; j++)
+        *reinterpret_cast<uint4 *>(staging + lane * TOKEN_ROW_BYTES + ((j ^ (chunk_row % 8)) * 16)) = chunks[j];
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int source = 4 * i + lane / 8, piece = lane % 8;  // row `source` of the warp, its 16-byte piece
+        const long long destination = __shfl_sync(0xFFFFFFFFu, out, source);
+        const uint4 v = *reinterpret_cast<const uint4 *>(staging + source * TOKEN_ROW_BYTES + piece * 16);
+        if (destination >= 0) *reinterpret_cast<uint4 *>(params.scratch + destination + piece * 16) = v;
+    }
 }
 
 // ---- Main kernel: the copier ------------------------------------------------------------------------------------
@@ -783,8 +829,11 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     static bool configured[NVFP4_MAX_DEVICES];
     static CUfunction prepass_handles[NVFP4_MAX_DEVICES], gemm_handles[NVFP4_MAX_DEVICES];
     if (!configured[shape.device]) {
-        const cudaError_t failed = cudaFuncSetAttribute(streamk_gemm_kernel,
-                                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SHARED_BYTES);
+        cudaError_t failed = cudaFuncSetAttribute(streamk_gemm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  (int)SHARED_BYTES);
+        if (failed == cudaSuccess)  // the pre-pass's largest call: the most groups and CTAs
+            failed = cudaFuncSetAttribute(token_prepass_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)prepass_shared_bytes(MAX_PROBLEMS, MAX_CTAS));
         if (failed != cudaSuccess) return failed;
         configured[shape.device] = true;
     }
@@ -814,7 +863,7 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     // At least one block: block 0 plans the pieces even when there are no tokens to decode.
     const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS), (unsigned)shape.max_kblocks);
     failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
-                           0, stream, params);
+                           (int)prepass_shared_bytes(num_entries, ctas), stream, params);
     if (failed == cudaSuccess)
         failed = launch_dependent_kernel(streamk_gemm_kernel, gemm_handles, shape.device, ctas, THREADS,
                                (int)SHARED_BYTES, stream, params);
