@@ -222,23 +222,13 @@ constexpr int32_t SLOT_WAITING = 0;  // the CTA's partial piece, if it has one, 
 constexpr int32_t SLOT_PARTIAL = 1;  // the CTA's partial piece is in its slot
 constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose span covers it skips it
 
-// The last CTA whose range begins at or before `cost` (hopper_cta_holding, on the boundaries' table).
-__device__ __forceinline__ int32_t cta_holding(const int64_t *boundary_costs, int32_t ctas, int64_t cost) {
-    int32_t lo = 0, hi = ctas - 1;
-    while (lo < hi) {
-        const int32_t mid = (lo + hi + 1) / 2;
-        if (boundary_costs[mid] <= cost) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
-
-// Block (0, 0) of the pre-pass plans every CTA's pieces, each phase spread over the block's threads so that no
-// thread runs a long chain of the schedule's 64-bit arithmetic:
-//  1. one thread per CTA boundary q (hopper_cta_begin): its position (global memory) and cost (shared memory);
-//  2. one thread per unit: the CTAs holding its k-blocks (a search of the boundary costs), one record per
-//     non-empty one. CTA q's range begins at boundary q, so unit u's piece in CTA q goes to record u + q;
-//  3. one thread per CTA: its record range (first = the unit its range begins in + q) and its flag.
+// Block (0, 0) of the pre-pass plans every CTA's pieces in two phases spread over its threads:
+//  1. one thread per CTA boundary q (hopper_cta_begin, a few 64-bit divisions): its position (global memory) and
+//     cost (shared memory);
+//  2. one thread per CTA q walks its range unit by unit, without divisions or searches, and writes its record
+//     range (first = the unit its range begins in + q: every earlier boundary splits at most one unit), its flag
+//     and one record per piece. Only the range's last piece can be a split unit's first piece; its CTA span ends at
+//     the CTA holding the unit's last k-block, a short scan of the boundary costs.
 // __syncthreads orders the phases (global and shared memory alike, within the block).
 __device__ __forceinline__ void plan_pieces(const streamk_params &params, const hopper_schedule &s,
                                             int64_t *boundary_costs) {
@@ -249,28 +239,6 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
         boundary_costs[q] = hopper_pos_cost(&s, pos);
     }
     __syncthreads();
-    for (int64_t index = threadIdx.x; index < s.total_units; index += blockDim.x) {
-        hopper_pos pos;
-        pos.unit = hopper_unit_at(&s, index);
-        pos.kb = 0;
-        const hopper_unit &u = pos.unit;
-        const int32_t kblocks = hopper_unit_kblocks(&s, u), rows = hopper_unit_rows(&s, u);
-        const int32_t q_first = cta_holding(boundary_costs, ctas, hopper_pos_cost(&s, pos));
-        pos.kb = kblocks - 1;
-        const int32_t q_last = cta_holding(boundary_costs, ctas, hopper_pos_cost(&s, pos));
-        piece_record r = {u.problem, u.slice, u.tile, u.chunk, 0, kblocks, rows, hopper_round_width(rows), 1,
-                          q_first == q_last, q_first + 1, q_last + 1,
-                          hopper_scratch_offset(&s, u.problem, u.slice, u.chunk)};
-        for (int32_t q = q_first; q <= q_last; q++) {
-            if (boundary_costs[q] == boundary_costs[q + 1]) continue;  // an empty range: no piece
-            // Past the first CTA, a range begins inside the unit; before the last, the next one ends it.
-            r.kb_begin = q == q_first ? 0 : params.boundaries[q].kb;
-            r.kb_end = q == q_last ? kblocks : params.boundaries[q + 1].kb;
-            r.is_first = r.kb_begin == 0;
-            r.is_complete = r.is_first && r.kb_end == kblocks;
-            params.records[index + q] = r;
-        }
-    }
     for (int32_t q = threadIdx.x; q < ctas; q += blockDim.x) {
         const hopper_pos begin = params.boundaries[q], end = params.boundaries[q + 1];
         const int32_t count = boundary_costs[q] == boundary_costs[q + 1]
@@ -278,6 +246,41 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
                                   : (int32_t)(end.unit.index - begin.unit.index) + (end.kb > 0 ? 1 : 0);
         params.ranges[q] = piece_range{begin.unit.index + q, count, 0};
         params.flags[q] = count ? SLOT_WAITING : SLOT_EMPTY;
+        if (count == 0) continue;  // begin may be the schedule's end, past the last problem
+        piece_record *records = params.records + begin.unit.index + q;
+        hopper_unit u = begin.unit;
+        hopper_shape sh = hopper_problem_shape(&s.problems[u.problem]);
+        for (int32_t i = 0; i < count; i++) {
+            const int32_t m = s.problems[u.problem].m;
+            const int32_t first_row = u.chunk * sh.base, rows = min(m - first_row, sh.base);
+            piece_record r = {u.problem, u.slice, u.tile, u.chunk, i == 0 ? begin.kb : 0,
+                              u.index == end.unit.index ? end.kb : sh.kblocks, rows, hopper_round_width(rows), 0, 0,
+                              q + 1, q + 1,
+                              s.prefix[u.problem].scratch_bytes + u.slice * sh.slice_scratch +
+                                  (int64_t)first_row * sh.kblocks * TOKEN_ROW_BYTES};
+            r.is_first = r.kb_begin == 0;
+            r.is_complete = r.is_first && r.kb_end == sh.kblocks;
+            if (r.is_first && !r.is_complete) {
+                const hopper_pos last = {u, sh.kblocks - 1};
+                const int64_t last_cost = hopper_pos_cost(&s, last);
+                int32_t q_last = q;
+                while (q_last + 1 < ctas && boundary_costs[q_last + 1] <= last_cost) q_last++;
+                r.q_end = q_last + 1;
+            }
+            records[i] = r;
+            // The next unit (hopper_unit_next), with the problem's shape recomputed only where the problem changes.
+            u.index++;
+            if (++u.chunk < sh.chunks) continue;
+            u.chunk = 0;
+            if (++u.tile < sh.tiles) continue;
+            u.tile = 0;
+            if (++u.slice < sh.slices) continue;
+            u.slice = 0;
+            if (i + 1 == count) break;
+            do u.problem++;
+            while (s.prefix[u.problem + 1].units == s.prefix[u.problem].units);  // skip problems without units
+            sh = hopper_problem_shape(&s.problems[u.problem]);
+        }
     }
 }
 
