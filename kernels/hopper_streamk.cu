@@ -531,14 +531,15 @@ struct weight_reader {
     }
 };
 
-// A k16 step further along a token tile: 32 bytes of each row, in the descriptor's 16-byte units.
-constexpr uint64_t STEP_DESCRIPTOR_DELTA = 32 >> 4;
+// A k16 step further along a token tile: 32 bytes of each row, in the descriptor's 16-byte units. A step adds to
+// the descriptor's low half (its start address) alone; with the 64-bit descriptor ptxas spent ~2 more instructions
+// a step on the carry and register-pair moves.
+constexpr uint32_t STEP_DESCRIPTOR_DELTA = 32 >> 4;
 
 template <int N>
-__device__ __forceinline__ void mma_step(float (&acc)[N / 2], const uint32_t (&frag)[4], uint64_t tile_descriptor,
-                                         int step) {
+__device__ __forceinline__ void mma_step(float (&acc)[N / 2], const uint32_t (&frag)[4], uint64_t tile, int step) {
     wgmma_fence();
-    wgmma_rs<N>::mma(acc, frag, tile_descriptor + step * STEP_DESCRIPTOR_DELTA);
+    wgmma_rs<N>::mma(acc, frag, (uint32_t)tile + step * STEP_DESCRIPTOR_DELTA, (uint32_t)(tile >> 32));
     wgmma_commit();
 }
 
