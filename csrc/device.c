@@ -259,12 +259,12 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0, 0};
     if (hopper && cuda->choice == NVFP4_KERNEL_STREAMK && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
          * thread per padded token row (within int32) by one block row per 64-K block (within a grid's y). */
-        int64_t scratch_bytes = 0, units = 0, token_rows = 0;
+        int64_t scratch_bytes = 0, units = 0, token_rows = 0, total_cost = 0, max_unit_cost = 0;
         int32_t max_kblocks = 1;
         for (int32_t i = 0; i < plan->num_entries; i++) {
             const hopper_problem problem = {entries[i].m, entries[i].n, entries[i].k, entries[i].l};
@@ -274,7 +274,13 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             units += totals.units;
             token_rows += (int64_t)problem.l * shape.tile_width;
             if (shape.kblocks > max_kblocks) max_kblocks = shape.kblocks;
+            total_cost += totals.cost;
+            if (totals.units > 0 && shape.full_cost > max_unit_cost) max_unit_cost = shape.full_cost;
         }
+        /* No more units than CTAs, and one unit per CTA within 5% of an even split of the cost: then each CTA runs
+         * one unit whole, with no split unit's partials to write, wait for and add. */
+        const int64_t ctas = cuda->multiprocessors[device];
+        const int unit_aligned = units <= ctas && (double)max_unit_cost * (double)ctas <= 1.05 * (double)total_cost;
         if (token_rows <= INT32_MAX && max_kblocks <= NVFP4_STREAMK_MAX_KBLOCKS) {
             config->launch = nvfp4_hopper_streamk_launch;
             config->shape.grid = cuda->multiprocessors[device];
@@ -282,6 +288,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             config->shape.schedule_units = units;
             config->shape.token_rows = token_rows > 0 ? token_rows : 1;
             config->shape.max_kblocks = max_kblocks;
+            config->shape.unit_aligned = unit_aligned;
             return 0;
         }
     }
