@@ -275,12 +275,9 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             token_rows += (int64_t)problem.l * shape.tile_width;
             if (shape.kblocks > max_kblocks) max_kblocks = shape.kblocks;
             total_cost += totals.cost;
-            if (totals.units > 0 && shape.full_cost > max_unit_cost) max_unit_cost = shape.full_cost;
+            if (totals.units > 0 && shape.full_cost > max_unit_cost) max_unit_cost = shape.full_cost; /* the widest chunk's */
         }
-        /* No more units than CTAs, and one unit per CTA within 5% of an even split of the cost: then each CTA runs
-         * one unit whole, with no split unit's partials to write, wait for and add. */
-        const int64_t ctas = cuda->multiprocessors[device];
-        const int unit_aligned = units <= ctas && (double)max_unit_cost * (double)ctas <= 1.05 * (double)total_cost;
+        const int unit_aligned = hopper_whole_units_fit(units, total_cost, max_unit_cost, cuda->multiprocessors[device]);
         if (token_rows <= INT32_MAX && max_kblocks <= NVFP4_STREAMK_MAX_KBLOCKS) {
             config->launch = nvfp4_hopper_streamk_launch;
             config->shape.grid = cuda->multiprocessors[device];

@@ -82,6 +82,22 @@ int main(int argc, char **argv) {
                r.cost_balance, r.mma_balance, r.mma_balance_bound);
         printf("  pieces %lld  partial pieces %lld  empty CTAs %lld\n", (long long)r.pieces, (long long)r.partial_pieces,
                (long long)r.empty_ctas);
+        /* Whether the kernel runs whole units instead (hopper_whole_units_fit), and that schedule's balance. */
+        int64_t widest_cost = 0, widest_mma = 0;
+        double mma_total = 0;
+        for (int32_t g = 0; g < sh->groups; g++) {
+            const hopper_shape shp = hopper_problem_shape(&problems[g]);
+            if (shp.chunks == 0) continue;
+            if (shp.full_cost > widest_cost) widest_cost = shp.full_cost;
+            if ((int64_t)shp.base * shp.kblocks > widest_mma) widest_mma = (int64_t)shp.base * shp.kblocks;
+            mma_total += (double)shp.slices * shp.tiles * (double)shp.tile_width * shp.kblocks;
+        }
+        if (hopper_whole_units_fit(s.total_units, s.total_cost, widest_cost, ctas))
+            printf("  runs whole units instead (one per CTA): cost balance %.4f  MMA balance %.4f\n",
+                   (double)widest_cost * ctas / (double)s.total_cost, (double)widest_mma * ctas / mma_total);
+        else
+            printf("  runs the stream-K split above (whole units: %s)\n",
+                   s.total_units > ctas ? "more units than CTAs" : "the costliest unit is over 1.05 of an even share");
     }
     return 0;
 }

@@ -390,6 +390,16 @@ static inline NVFP4_HOST_DEVICE hopper_pos hopper_boundary(const hopper_schedule
     return hopper_snap(s, u, (offset + per_kblock - 1) / per_kblock, sh.kblocks, per_kblock);
 }
 
+/* Whether each CTA should run one unit whole instead of a stream-K share of the cost: no more units than CTAs,
+ * and the costliest unit within 5% of an even share (max_unit_cost * P <= C + C / 20). No unit is then split, so
+ * no partial is written, waited for and added; where every unit fits one CTA, those round trips cost more than the
+ * balance stream-K adds. The kernel then runs unit q on CTA q (q < units) and nothing on the others. With
+ * units <= P <= 2^31 and max_unit_cost < 2^34 (k-blocks < 2^25 times a k-block's cost < 2^9), nothing overflows. */
+static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_t total_cost, int64_t max_unit_cost,
+                                                         int32_t ctas) {
+    return units <= ctas && max_unit_cost * ctas - total_cost <= total_cost / 20;
+}
+
 /* CTA q's share of the cost starts at q * C / P (q = P: the end). */
 static inline NVFP4_HOST_DEVICE int64_t hopper_cta_cost_begin(const hopper_schedule *s, int32_t q) {
     return (int64_t)q * s->total_cost / s->ctas;

@@ -24,6 +24,7 @@
 //       (weight_fragments.cuh). A piece runs in a loop compiled for its N (wgmma_rs.cuh), 16 widths (8 .. 128):
 //       everything that touches the accumulators sits in that one instantiation, which keeps the wgmma
 //       asynchronous; with more than 16 widths in one kernel ptxas serialises every wgmma (C7512).
+//    Where every unit fits one CTA with even costs (hopper_whole_units_fit), CTA q runs unit q whole instead.
 //    A piece that covers its unit's whole K writes c. Otherwise each piece but the unit's first leaves its fp32
 //    accumulators in its CTA's workspace slot and raises its flag; the first piece's CTA (which reaches it last
 //    in its range) adds those partials, then writes c.
@@ -148,7 +149,7 @@ struct streamk_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
-    int32_t unit_aligned;                   // CTA q runs unit q whole (no stream-K split)
+    int32_t unit_aligned;                   // CTA q runs unit q whole, no stream-K split (hopper_whole_units_fit)
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
     int32_t *flags;                         // [ctas]: SLOT_WAITING, SLOT_PARTIAL or SLOT_EMPTY
@@ -225,7 +226,8 @@ constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose 
 
 // Block (0, 0) of the pre-pass plans every CTA's pieces in two phases spread over its threads:
 //  1. one thread per CTA boundary q (hopper_cta_begin, a few 64-bit divisions): its position (global memory) and
-//     cost (shared memory);
+//     cost (shared memory). Where the host chose whole units (hopper_whole_units_fit), boundary q is unit q's start
+//     instead, and the end past the last unit;
 //  2. one thread per CTA q walks its range unit by unit, without divisions or searches, and writes its record
 //     range (first = the unit its range begins in + q: every earlier boundary splits at most one unit), its flag
 //     and one record per piece. Only the range's last piece can be a split unit's first piece; its CTA span ends at

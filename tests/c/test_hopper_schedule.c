@@ -596,6 +596,38 @@ static void test_benchmark_specs(void) {
     }
 }
 
+/* When whole units replace stream-K: no more units than CTAs, the costliest within 5% of an even share. Of the
+ * benchmarks only spec 4 qualifies (128 units of equal cost on 132 CTAs); spec 3 has 120 units on 132 CTAs, but
+ * its 112-wide chunks cost 16% more than an even share. */
+static void test_whole_units(void) {
+    static const struct {
+        int32_t groups, n, k;
+        int32_t m[8];
+        int whole;
+    } specs[] = {
+        {8, 4096, 7168, {80, 176, 128, 72, 64, 248, 96, 160}, 0},
+        {8, 7168, 2048, {40, 76, 168, 72, 164, 148, 196, 160}, 0},
+        {2, 3072, 4096, {192, 320}, 0},
+        {2, 4096, 1536, {128, 384}, 1},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        int64_t units = 0, total = 0, widest = 0;
+        for (int32_t g = 0; g < specs[i].groups; g++) {
+            const hopper_problem p = {specs[i].m[g], specs[i].n, specs[i].k, 1};
+            const hopper_prefix t = hopper_problem_totals(&p);
+            units += t.units;
+            total += t.cost;
+            if (t.units > 0 && hopper_problem_shape(&p).full_cost > widest) widest = hopper_problem_shape(&p).full_cost;
+        }
+        CHECK(hopper_whole_units_fit(units, total, widest, 132) == specs[i].whole);
+    }
+    CHECK(hopper_whole_units_fit(132, 132 * 100, 100, 132));   /* one even unit per CTA */
+    CHECK(!hopper_whole_units_fit(133, 133 * 100, 100, 132));  /* more units than CTAs */
+    CHECK(hopper_whole_units_fit(100, 100 * 100 + 5, 105, 100)); /* 105 * 100 - 10005 = 495 <= 10005 / 20 = 500 */
+    CHECK(!hopper_whole_units_fit(100, 100 * 100, 106, 100));    /* 600 > 500 */
+    CHECK(hopper_whole_units_fit(1, 7, 7, 1) && !hopper_whole_units_fit(2, 14, 7, 1));
+}
+
 int main(void) {
     test_chunk_examples();
     test_chunks_cover_rows();
@@ -605,6 +637,7 @@ int main(void) {
     test_random_sets();
     test_small_sets();
     test_benchmark_specs();
+    test_whole_units();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
