@@ -264,3 +264,24 @@ def test_poison_outputs_fills_every_c_with_nan():
     data.poison_outputs(generated)
     for _, _, c in generated[0]:
         assert bool(c.isnan().all())
+
+
+def test_every_product_input_covers_every_pair_of_values():
+    """The exhaustive exactness input (data.every_product_input): its rows decode to all 16 e2m1 codes times all 126
+    positive finite e4m3 scales, once each, and its reference outputs reach fp16 subnormals, infinities and zeros."""
+    from nvfp4_group_gemm.reference import dequantize, ref_kernel
+
+    inputs = data.every_product_input(device="cpu")
+    (a, b, _), (sfa, sfb) = inputs[0][0], inputs[1][0]
+    for packed, sf in ((a, sfa), (b, sfb)):
+        values = dequantize(packed, sf)[:, :, 0]
+        assert bool((values[:, 1:] == 0).all())  # one nonzero position per row
+        codes = as_bytes(packed)[:, 0, 0] & 0xF
+        scales = as_bytes(sf)[:, 0, 0]
+        assert sorted(zip(codes.tolist(), scales.tolist())) == [(c, s) for c in range(16) for s in range(1, 127)]
+    reference = ref_kernel(inputs)[0][:, :, 0].to(torch.float64)
+    expected = dequantize(a, sfa)[:, 0, 0].view(-1, 1) * dequantize(b, sfb)[:, 0, 0].view(1, -1)
+    finite = expected.abs() < 65520  # below fp16's overflow threshold
+    assert bool((reference[finite] == expected[finite]).all())  # these products are exact in fp16
+    assert bool(reference.isinf().any()) and bool(((reference != 0) & (reference.abs() < 2.0**-14)).any())
+    assert bool((reference == 0).any())

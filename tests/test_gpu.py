@@ -16,7 +16,7 @@ import torch
 
 import nvfp4_group_gemm
 from nvfp4_group_gemm import _C, custom_kernel
-from nvfp4_group_gemm.data import clone_data, generate_input, poison_outputs
+from nvfp4_group_gemm.data import clone_data, every_product_input, generate_input, poison_outputs
 from nvfp4_group_gemm.reference import check_close, ref_kernel
 
 pytestmark = [
@@ -74,6 +74,18 @@ def check_outputs(data, outputs):
     for i, (out, ref) in enumerate(zip(outputs, ref_kernel(data))):
         ok, message = check_close(out, ref)
         assert ok, f"group {i} (M, N, K, L = {data[3][i]}): {message}"
+
+
+def test_every_product_is_exact():
+    """Every product of two decoded operands, all 16 e2m1 codes times all 126 positive finite e4m3 scales on each
+    side (fp16 subnormals, both signs, zeros, overflow to inf; data.every_product_input), equals the float64
+    reference rounded once to fp16: no tolerance at all."""
+    inputs = every_product_input()
+    poison_outputs(inputs)
+    outputs = custom_kernel(inputs)
+    torch.cuda.synchronize()
+    ok, message = check_close(outputs[0], ref_kernel(inputs)[0], rtol=0, atol=0)
+    assert ok, message
 
 
 @pytest.mark.parametrize("spec", LEADERBOARD_TESTS, ids=[f"test{i}" for i in range(len(LEADERBOARD_TESTS))])

@@ -20,6 +20,8 @@ E4M3_CODE_MAX = 0x7E  # 448
 E4M3_CODE_MIN_SUBNORMAL = 0x01  # 2^-9
 E4M3_CODE_ONE = 0x38
 E4M3_CODE_TWO = 0x40
+E4M3_POSITIVE_FINITE = 126  # codes 0x01 .. 0x7E
+E2M1_CODES = 16
 
 # The leaderboard keeps the sign bit and the low exponent/mantissa bits of each nibble: 0, +-0.5, +-1, +-1.5.
 LEADERBOARD_NIBBLE_MASK = 0xBB
@@ -195,6 +197,29 @@ def generate_input(m, n, k, l=1, seed=0, *, full_range=False, device="cuda"):
         )
         problem_sizes.append((mm, nn, kk, l))
     return abc, sfasfb, sfasfb_reordered, problem_sizes
+
+
+def every_product_input(device="cuda"):
+    """One group whose outputs are every product of two decoded operands: c[m, n] = value(m) * value(n), where row r
+    of a and of b holds e2m1 code r % 16 at k = 0, scaled by the positive finite e4m3 code 1 + r // 16 (0x01 .. 0x7E,
+    subnormals included), and zeros at every other k. M = N = 16 x 126 = 2016, K = 64, L = 1.
+
+    Each output is one exact product rounded once to fp16, so a kernel must match the float64 reference exactly:
+    the products run from 2^-20 (fp16 subnormal) past fp16's range (+-inf), through both signs and zeros.
+    """
+    device = torch.device(device)
+    rows, k = E2M1_CODES * E4M3_POSITIVE_FINITE, 64
+    index = torch.arange(rows)
+    packed = torch.zeros((1, rows, k // 2), dtype=torch.uint8)
+    packed[0, :, 0] = (index % E2M1_CODES).to(torch.uint8)  # element 0: byte 0's low nibble
+    codes = torch.full((1, rows, k // SF_VEC), E4M3_CODE_ONE, dtype=torch.uint8)  # the zero groups' scale: 1
+    codes[0, :, 0] = (1 + index // E2M1_CODES).to(torch.uint8)
+    a = packed.to(device).view(torch.float4_e2m1fn_x2).permute(1, 2, 0)
+    b = packed.clone().to(device).view(torch.float4_e2m1fn_x2).permute(1, 2, 0)
+    c = torch.zeros((1, rows, rows), dtype=torch.float16, device=device).permute(1, 2, 0)
+    sfa, sfb = _plain_scales(codes), _plain_scales(codes.clone())
+    blocked = (to_blocked(sfa, fill=1.0, device=device), to_blocked(sfb, fill=1.0, device=device))
+    return [(a, b, c)], [(sfa, sfb)], [blocked], [(rows, rows, k, 1)]
 
 
 def _clone_with_strides(tensor):
