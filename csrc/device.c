@@ -277,7 +277,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             total_cost += totals.cost;
             if (totals.units > 0 && shape.full_cost > max_unit_cost) max_unit_cost = shape.full_cost; /* the widest chunk's */
         }
-        const int unit_aligned = hopper_whole_units_fit(units, total_cost, max_unit_cost, cuda->multiprocessors[device]);
+        const int whole_units = hopper_whole_units_fit(units, total_cost, max_unit_cost, cuda->multiprocessors[device]);
         if (token_rows <= INT32_MAX && max_kblocks <= NVFP4_STREAMK_MAX_KBLOCKS) {
             config->launch = nvfp4_hopper_streamk_launch;
             config->shape.grid = cuda->multiprocessors[device];
@@ -285,7 +285,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             config->shape.schedule_units = units;
             config->shape.token_rows = token_rows > 0 ? token_rows : 1;
             config->shape.max_kblocks = max_kblocks;
-            config->shape.unit_aligned = unit_aligned;
+            config->shape.whole_units = whole_units;
             return 0;
         }
     }

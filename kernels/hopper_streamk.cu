@@ -149,7 +149,7 @@ struct streamk_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
-    int32_t unit_aligned;                   // CTA q runs unit q whole, no stream-K split (hopper_whole_units_fit)
+    int32_t whole_units;                    // CTA q runs unit q whole, no stream-K split (hopper_whole_units_fit)
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
     int32_t *flags;                         // [ctas]: SLOT_WAITING, SLOT_PARTIAL or SLOT_EMPTY
@@ -238,7 +238,7 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
     const int32_t ctas = params.ctas;
     for (int32_t q = threadIdx.x; q <= ctas; q += blockDim.x) {
         hopper_pos pos = {hopper_unit_end(&s), 0};
-        if (!params.unit_aligned) pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
+        if (!params.whole_units) pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
         else if (q < s.total_units) pos.unit = hopper_unit_at(&s, q);
         params.boundaries[q] = pos;
         boundary_costs[q] = hopper_pos_cost(&s, pos);
@@ -869,7 +869,7 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     params.weight_maps = reinterpret_cast<CUtensorMap *>(workspace + w.weight_maps);
     params.weight_map = *weight_map;
     params.ctas = ctas;
-    params.unit_aligned = shape.unit_aligned;
+    params.whole_units = shape.whole_units;
     // At least one block: block 0 plans the pieces even when there are no tokens to decode.
     const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS), (unsigned)shape.max_kblocks);
     failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
