@@ -10,7 +10,7 @@
  * into chunks of at most HOPPER_CHUNK_MAX_ROWS rows (hopper_chunk_*), its n weight rows into tiles of
  * HOPPER_WEIGHT_ROWS. A unit is (problem, slice, weight tile, chunk); units are numbered problem-major, then
  * slice, then weight tile, then chunk, so the chunks that share a weight tile run back to back and find it in L2.
- * A unit runs k / HOPPER_KBLOCK_K k-blocks, each with the wgmma width of its chunk (rows rounded up to 8).
+ * A unit runs k / HOPPER_KBLOCK_K k-blocks, each with the wgmma width of its chunk (rows rounded up to 16).
  *
  * Cost. One k-block of a unit of width w costs hopper_kblock_cost(w) = max(w, HOPPER_COST_FLOOR) +
  * HOPPER_COST_BLOCK_OVERHEAD abstract clocks; the schedule's total C is the sum over units of kblocks * cost.
@@ -47,16 +47,19 @@
 #include "group_table.h"
 
 #define HOPPER_WEIGHT_ROWS 128          /* rows of b per unit: wgmma's m side */
-/* Token rows per unit at most, hence the widest wgmma n the kernel runs. 128, not wgmma's own limit of 256: the
- * kernel compiles one wgmma loop per width (8, 16, ..., HOPPER_CHUNK_MAX_ROWS), and ptxas serialises every wgmma
- * of a kernel that holds more than 16 such widths (warning C7512, "insufficient register resources"; measured:
- * 16 widths compile fine, 20, 22, 24 and 32 do not). */
-#define HOPPER_CHUNK_MAX_ROWS 128
-#define HOPPER_WIDTH_GRANULE 8          /* wgmma n is a multiple of 8 */
+/* Token rows per unit at most, hence the widest wgmma n the kernel runs. The kernel compiles one wgmma loop per
+ * width (HOPPER_WIDTH_GRANULE, 2 * HOPPER_WIDTH_GRANULE, ..., HOPPER_CHUNK_MAX_ROWS), and ptxas serialises every
+ * wgmma of a kernel that holds more than 16 such widths (warning C7512, "insufficient register resources";
+ * measured: 16 widths compile fine, 20, 22, 24 and 32 do not): hence widths in steps of 16. 240, not wgmma's 256:
+ * at 256 the consumers' k-loop spills (ptxas: 53 local loads and stores in it), at 240 none. A wide chunk decodes
+ * each weight once for up to 240 tokens, where chunks of 128 decode it twice and pay each k-block's fixed work
+ * twice. */
+#define HOPPER_CHUNK_MAX_ROWS 240
+#define HOPPER_WIDTH_GRANULE 16         /* wgmma n is a multiple of 8; 16 keeps the widths to 16 */
 #define HOPPER_KBLOCK_K NVFP4_K_ALIGN   /* K per k-block, the stream-K granule: one column block of scale atoms */
 #define HOPPER_SCRATCH_ROW_BYTES (HOPPER_KBLOCK_K * 2) /* one token row of one k-block in fp16 */
-/* Each chunk's scratch is width * kblocks * 128 bytes with width a multiple of 8, so every offset in the scratch
- * buffer is a multiple of 1024 bytes without padding: the alignment of a 128-byte-swizzled tile. */
+/* Each chunk's scratch is width * kblocks * 128 bytes with width a multiple of the granule, so every offset in the
+ * scratch buffer is a multiple of 2048 bytes without padding: at least the 1024 of a 128-byte-swizzled tile. */
 #define HOPPER_SCRATCH_ALIGN (HOPPER_WIDTH_GRANULE * HOPPER_SCRATCH_ROW_BYTES)
 /* One CTA's fp32 partial of the widest unit: the stream-K workspace holds P of them. */
 #define HOPPER_WORKSPACE_SLOT_BYTES (HOPPER_WEIGHT_ROWS * HOPPER_CHUNK_MAX_ROWS * 4)
@@ -92,7 +95,7 @@ static inline NVFP4_HOST_DEVICE int32_t hopper_round_width(int64_t rows) {
 }
 
 /* Rows of every chunk but the last: an even split rounded up to a width, so that only the last chunk can be
- * padded. At most HOPPER_CHUNK_MAX_ROWS (a multiple of 8); the last chunk is never empty, since
+ * padded. At most HOPPER_CHUNK_MAX_ROWS (a multiple of the granule); the last chunk is never empty, since
  * (chunks - 1) * HOPPER_CHUNK_MAX_ROWS < m. */
 static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_base(int32_t m) {
     /* 32-bit unsigned (m + chunks - 1 < 2^32): a GPU divides those inline, 64-bit ones through a subroutine. */
@@ -111,7 +114,7 @@ static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_rows(int32_t m, int32_t c) 
     return (int32_t)(end - begin);
 }
 
-/* The wgmma width chunk c runs: its rows rounded up to 8. */
+/* The wgmma width chunk c runs: its rows rounded up to the granule. */
 static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_width(int32_t m, int32_t c) {
     return hopper_round_width(hopper_chunk_rows(m, c));
 }

@@ -1,5 +1,5 @@
 // hopper_streamk.cu: the Hopper (sm_90a) NVFP4 grouped GEMM, c = (a*sfa) @ (b*sfb)^T, in two launches over the
-// schedule of hopper_schedule.h (units of 128 weight rows x one token chunk of <= 128 rows, split stream-K).
+// schedule of hopper_schedule.h (units of 128 weight rows x one token chunk of <= 240 rows, split stream-K).
 //
 // 1. token_prepass_kernel decodes every group's tokens (rows of a) once per call into an fp16 scratch buffer:
 //    a * sfa * 2^-7, exact, each 64-K block in the K order of weight_k_of_position and laid out so that one
@@ -19,9 +19,9 @@
 //       are done with it. A few dozen instructions a k-block, from a handful of registers.
 //     - warps 2-3 leave at once; warpgroup 0 hands registers to the consumers (setmaxnreg).
 //     - warpgroups 1 and 2, the consumers, 64 weight rows each: per k16 step they issue wgmma m64nNk16 (N = the
-//       chunk's width, its rows rounded up to 8) with A from registers, on fragments decoded during the step
+//       chunk's width, its rows rounded up to 16) with A from registers, on fragments decoded during the step
 //       before, then decode the next step's fragments from the packed bytes while that wgmma runs
-//       (weight_fragments.cuh). A piece runs in a loop compiled for its N (wgmma_rs.cuh), 16 widths (8 .. 128):
+//       (weight_fragments.cuh). A piece runs in a loop compiled for its N (wgmma_rs.cuh), 15 widths (16 .. 240):
 //       everything that touches the accumulators sits in that one instantiation, which keeps the wgmma
 //       asynchronous; with more than 16 widths in one kernel ptxas serialises every wgmma (C7512).
 //    Where every unit fits one CTA with even costs (hopper_whole_units_fit), CTA q runs unit q whole instead.
@@ -47,13 +47,13 @@ namespace {
 constexpr int KBLOCK_BYTES = HOPPER_KBLOCK_K / 2;  // packed bytes per row and k-block
 constexpr int TOKEN_ROW_BYTES = HOPPER_SCRATCH_ROW_BYTES;  // a decoded token row's k-block: 64 fp16
 constexpr int WEIGHT_ROWS = HOPPER_WEIGHT_ROWS;
-constexpr int MAX_WIDTH = HOPPER_CHUNK_MAX_ROWS;      // 128: see the width cases in run_consumer
+constexpr int MAX_WIDTH = HOPPER_CHUNK_MAX_ROWS;      // 240: see the width cases in run_consumer
 constexpr int CONSUMER_ROWS = 64;                  // per consumer warpgroup: wgmma's M
 constexpr int CONSUMERS = 2;                       // warpgroups
 constexpr int CONSUMER_WARPS = 4 * CONSUMERS;
 constexpr int CONSUMER_THREADS = 128 * CONSUMERS;
 constexpr int THREADS = 128 + CONSUMER_THREADS;
-constexpr int TOKEN_STAGES = 8;                  // token ring: one 64-K block a stage
+constexpr int TOKEN_STAGES = 4;                  // token ring: one 64-K block a stage, up to 30 KB (240 rows)
 constexpr int WEIGHT_GROUP = 4;                  // 64-K blocks per weight stage: a row's 128 bytes, one whole line
 constexpr int WEIGHT_STAGES = 4;                 // weight ring (from DRAM: deeper in K than the token ring)
 constexpr int WEIGHT_ROW_BYTES = WEIGHT_GROUP * KBLOCK_BYTES;
@@ -698,7 +698,7 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     }
 }
 
-// Widths 8 .. 128 in steps of 8: one loop compiled per width.
+// Widths 16 .. 240 in steps of 16: one loop compiled per width.
 #define NVFP4_WIDTH_CASE(N)                                                                      \
     case N:                                                                                      \
         consumer_piece<N>(params, piece, shared, consumer, thread, state);          \
@@ -717,10 +717,10 @@ __device__ __forceinline__ void run_consumer(const streamk_params &params, share
         const int width = __shfl_sync(0xFFFFFFFFu, piece.width, 0);
         if (width == 0) return;
         switch (width) {
-            NVFP4_WIDTH_CASE(8) NVFP4_WIDTH_CASE(16) NVFP4_WIDTH_CASE(24) NVFP4_WIDTH_CASE(32)
-            NVFP4_WIDTH_CASE(40) NVFP4_WIDTH_CASE(48) NVFP4_WIDTH_CASE(56) NVFP4_WIDTH_CASE(64)
-            NVFP4_WIDTH_CASE(72) NVFP4_WIDTH_CASE(80) NVFP4_WIDTH_CASE(88) NVFP4_WIDTH_CASE(96)
-            NVFP4_WIDTH_CASE(104) NVFP4_WIDTH_CASE(112) NVFP4_WIDTH_CASE(120) NVFP4_WIDTH_CASE(128)
+            NVFP4_WIDTH_CASE(16) NVFP4_WIDTH_CASE(32) NVFP4_WIDTH_CASE(48) NVFP4_WIDTH_CASE(64)
+            NVFP4_WIDTH_CASE(80) NVFP4_WIDTH_CASE(96) NVFP4_WIDTH_CASE(112) NVFP4_WIDTH_CASE(128)
+            NVFP4_WIDTH_CASE(144) NVFP4_WIDTH_CASE(160) NVFP4_WIDTH_CASE(176) NVFP4_WIDTH_CASE(192)
+            NVFP4_WIDTH_CASE(208) NVFP4_WIDTH_CASE(224) NVFP4_WIDTH_CASE(240)
         }
     }
 }
