@@ -53,9 +53,9 @@ static void print_chunks(const shape *sh) {
 
 int main(int argc, char **argv) {
     const int32_t ctas = argc > 1 ? (int32_t)atoi(argv[1]) : DEFAULT_CTAS; /* init rejects P < 1 */
-    printf("P = %d CTAs; cost per k-block = max(width, %d) + %d; pieces of at least %d k-blocks at unit edges\n"
+    printf("P = %d CTAs; cost per k-block = width + %d; pieces of at least %d k-blocks at unit edges\n"
            "unless that moves a boundary by more than 1/%d of a CTA's share\n",
-           ctas, HOPPER_COST_FLOOR, HOPPER_COST_BLOCK_OVERHEAD, HOPPER_MIN_PIECE_KBLOCKS, HOPPER_SNAP_SHARE_DIVISOR);
+           ctas, HOPPER_COST_FIXED, HOPPER_MIN_PIECE_KBLOCKS, HOPPER_SNAP_SHARE_DIVISOR);
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         const shape *sh = &SHAPES[i];
         hopper_problem problems[MAX_GROUPS];

@@ -12,8 +12,8 @@
  * slice, then weight tile, then chunk, so the chunks that share a weight tile run back to back and find it in L2.
  * A unit runs k / HOPPER_KBLOCK_K k-blocks, each with the wgmma width of its chunk (rows rounded up to 16).
  *
- * Cost. One k-block of a unit of width w costs hopper_kblock_cost(w) = max(w, HOPPER_COST_FLOOR) +
- * HOPPER_COST_BLOCK_OVERHEAD abstract clocks; the schedule's total C is the sum over units of kblocks * cost.
+ * Cost. One k-block of a unit of width w costs hopper_kblock_cost(w) = w + HOPPER_COST_FIXED, in proportion to
+ * the measured time of a k16 step; the schedule's total C is the sum over units of kblocks * cost.
  *
  * Stream-K. CTA q of P owns the cost range [q*C/P, (q+1)*C/P), mapped onto (unit, k-block) positions by
  * hopper_boundary, a monotone pure function of the cost: CTA q runs [boundary(q*C/P), boundary((q+1)*C/P)).
@@ -64,11 +64,11 @@
 /* One CTA's fp32 partial of the widest unit: the stream-K workspace holds P of them. */
 #define HOPPER_WORKSPACE_SLOT_BYTES (HOPPER_WEIGHT_ROWS * HOPPER_CHUNK_MAX_ROWS * 4)
 
-/* Below ~96 tokens the weight decode, not the tensor cores, sets the pace (measured ~max(n, 95) clocks per k16
- * step for 128 weight rows), so a narrow unit costs as much as a 96-wide one. */
-#define HOPPER_COST_FLOOR 96
-/* Per k-block work that does not scale with the width (synchronisation, copy issue). */
-#define HOPPER_COST_BLOCK_OVERHEAD 4
+/* A k16 step of a unit's 128 weight rows takes ~153 + 0.55 w clocks at width w <= 128 and ~235 + 0.65 (w - 128) up
+ * to 240 (H200, dev/width_sweep.py: one unit per CTA over K = 8192): the consumers' instructions, not the tensor
+ * cores, set the pace, and most of them do not depend on w. In proportion that is w + 280; a cost of w alone puts
+ * the CTAs holding narrow units ~10% behind those holding wide ones. */
+#define HOPPER_COST_FIXED 280
 /* Boundaries avoid leaving a piece shorter than this at a unit's start or end: such a piece pays a unit's fixed
  * costs (pipeline fill, the partial's workspace round trip) for little work. */
 #define HOPPER_MIN_PIECE_KBLOCKS 4
@@ -121,7 +121,7 @@ static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_width(int32_t m, int32_t c)
 
 /* Modelled clocks of one k-block of a unit of this width. */
 static inline NVFP4_HOST_DEVICE int64_t hopper_kblock_cost(int32_t width) {
-    return (int64_t)(width > HOPPER_COST_FLOOR ? width : HOPPER_COST_FLOOR) + HOPPER_COST_BLOCK_OVERHEAD;
+    return (int64_t)width + HOPPER_COST_FIXED;
 }
 
 /* ---- Per-problem shape and totals */
@@ -394,13 +394,16 @@ static inline NVFP4_HOST_DEVICE hopper_pos hopper_boundary(const hopper_schedule
 }
 
 /* Whether each CTA should run one unit whole instead of a stream-K share of the cost: no more units than CTAs,
- * and the costliest unit within 5% of an even share (max_unit_cost * P <= C + C / 20). No unit is then split, so
- * no partial is written, waited for and added; where every unit fits one CTA, those round trips cost more than the
- * balance stream-K adds. The kernel then runs unit q on CTA q (q < units) and nothing on the others. With
- * units <= P <= 2^31 and max_unit_cost < 2^34 (k-blocks < 2^25 times a k-block's cost < 2^9), nothing overflows. */
+ * and the costliest unit at most 1.5 times an even share C / P. No unit is then split, so no partial is written,
+ * waited for and added, and no CTA starts a second piece. Where every unit fits one CTA those costs outweigh the
+ * balance stream-K adds even where the costliest unit is well above a share (H200, leaderboard-style harness:
+ * benchmark spec 4, whose 192-wide units cost 1.44 shares, 27.5 us a call whole against 33.0 split; spec 3 with
+ * chunks of at most 128 rows, 1.12 shares, 40.4 against 43.8). The kernel then runs unit q on CTA q (q < units)
+ * and nothing on the others. Divisions only: nothing overflows for any P >= 1. */
 static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_t total_cost, int64_t max_unit_cost,
                                                          int32_t ctas) {
-    return units <= ctas && max_unit_cost * ctas - total_cost <= total_cost / 20;
+    const int64_t share = total_cost / ctas;
+    return units <= ctas && max_unit_cost - share <= share / 2;
 }
 
 /* CTA q's share of the cost starts at q * C / P (q = P: the end). */
@@ -504,8 +507,8 @@ typedef struct hopper_report {
     double cost_balance; /* busiest CTA's modelled cost over the mean C / P */
     double mma_balance;  /* busiest CTA's MMA work (width x k-blocks over its pieces) over the mean */
     /* What the cost model allows mma_balance to reach: cost_balance x (the largest width / cost(width) of any unit)
-     * / (all MMA work / all cost). Above 1 wherever units narrower than HOPPER_COST_FLOOR share a call with wider
-     * ones: the schedule balances modelled time, and a narrow unit's time is not its MMA work. */
+     * / (all MMA work / all cost). Above 1 wherever units of different widths share a call: the schedule balances
+     * modelled time, and a unit's time is not its MMA work (HOPPER_COST_FIXED). */
     double mma_balance_bound;
 } hopper_report;
 

@@ -73,7 +73,7 @@ static int32_t ref_rows(int32_t m, int32_t c) {
     return end - c * base;
 }
 
-static int64_t ref_cost(int32_t width) { return (width > 96 ? width : 96) + 4; }
+static int64_t ref_cost(int32_t width) { return width + 280; }
 
 static reference build_reference(const hopper_problem *problems, int32_t count) {
     reference r;
@@ -370,7 +370,7 @@ static void test_chunk_examples(void) {
           hopper_chunk_width(241, 1) == 128);
     CHECK(hopper_chunks(1) == 1 && hopper_chunk_width(1, 0) == 16);
     CHECK(hopper_chunks(0) == 0 && hopper_chunk_base(0) == 0);
-    CHECK(hopper_kblock_cost(40) == HOPPER_COST_FLOOR + HOPPER_COST_BLOCK_OVERHEAD && hopper_kblock_cost(120) == 124);
+    CHECK(hopper_kblock_cost(40) == 40 + HOPPER_COST_FIXED && hopper_kblock_cost(240) == 240 + HOPPER_COST_FIXED);
 }
 
 /* Every m up to 20000 and a few near INT32_MAX: widths multiples of the granule and <= HOPPER_CHUNK_MAX_ROWS, the chunks
@@ -422,10 +422,10 @@ static void test_init_rejects(void) {
     CHECK(hopper_schedule_init(&s, &good, prefix, 1, 0) == -1);
     CHECK(hopper_schedule_init(&s, &good, prefix, -1, 132) == -1);
     /* Each problem's cost fits, their sum or P times it does not: rejected, as q * C would overflow. Two full chunks
-     * of 2^7 slices x 2^23 tiles x 2^24 k-blocks: C = 2 x cost(HOPPER_CHUNK_MAX_ROWS) x 2^54, within (2^62, 2^63)
-     * as long as that cost is within (128, 256) (132 for 128 rows). */
-    const hopper_problem big = {2 * HOPPER_CHUNK_MAX_ROWS, 1 << 30, 1 << 30, 1 << 7};
-    const int64_t big_cost = (2 * ref_cost(HOPPER_CHUNK_MAX_ROWS)) << 54;
+     * of 2^7 slices x 2^23 tiles x 2^22 k-blocks: C = 2 x cost(HOPPER_CHUNK_MAX_ROWS) x 2^52, within (2^62, 2^63)
+     * as long as that cost is within (512, 1024) (520 for 240 rows). */
+    const hopper_problem big = {2 * HOPPER_CHUNK_MAX_ROWS, 1 << 30, 1 << 28, 1 << 7};
+    const int64_t big_cost = (2 * ref_cost(HOPPER_CHUNK_MAX_ROWS)) << 52;
     CHECK(big_cost > INT64_MAX / 2); /* the rejections below are at the edge of int64, not far past it */
     const hopper_problem two_big[2] = {big, big};
     CHECK(hopper_schedule_init(&s, two_big, prefix, 1, 1) == 0 && s.total_cost == big_cost);
@@ -561,23 +561,23 @@ static void test_checkers_fail(void) {
 
 /* The leaderboard's four benchmark specs (bench/bench.py), with what the tests below expect of each on an H200's
  * 132 SMs: padding within 5% (padding_goal: spec 2's eight groups, each padded up to 15 rows to a multiple of 16,
- * come to 1.0625), MMA balance within 5% (mma_goal) and whole units (hopper_whole_units_fit). */
+ * come to 1.0625) and whole units (hopper_whole_units_fit). */
 static const struct {
     int32_t groups, n, k;
     int32_t m[8];
-    int padding_goal, mma_goal, whole_units;
+    int padding_goal, whole_units;
 } BENCHMARK_SPECS[] = {
-    {8, 4096, 7168, {80, 176, 128, 72, 64, 248, 96, 160}, 1, 0, 0},
-    {8, 7168, 2048, {40, 76, 168, 72, 164, 148, 196, 160}, 0, 0, 0},
-    {2, 3072, 4096, {192, 320}, 1, 1, 0},
-    {2, 4096, 1536, {128, 384}, 1, 1, 0},
+    {8, 4096, 7168, {80, 176, 128, 72, 64, 248, 96, 160}, 1, 0},
+    {8, 7168, 2048, {40, 76, 168, 72, 164, 148, 196, 160}, 0, 0},
+    {2, 3072, 4096, {192, 320}, 1, 0},
+    {2, 4096, 1536, {128, 384}, 1, 1},
 };
 
 /* The leaderboard's benchmark specs on an H200's 132 SMs: cost balance within 5%, padding within 5% where the
- * table says so. MMA balance is within 5% on specs 3 and 4 only; on specs 1 and 2 it cannot be: their units
- * narrower than HOPPER_COST_FLOOR (widths 64-80 and 48-80) cost the floor, so the cost-balanced CTAs running the
- * widest units do more MMA work than the mean (1.074 and 1.108, of the 1.083 and 1.112 the cost model allows). The
- * test holds every spec to that bound. */
+ * table says so, MMA balance within what the cost model allows. The schedule balances time, not MMA work: a k-block
+ * costs its width plus HOPPER_COST_FIXED, so the CTAs holding the widest units do the most MMA work (1.34, 1.35,
+ * 1.10 and 1.10 times the mean); balancing MMA work instead would leave those holding narrow units the last to
+ * finish. */
 static void test_benchmark_specs(void) {
     for (size_t i = 0; i < sizeof BENCHMARK_SPECS / sizeof BENCHMARK_SPECS[0]; i++) {
         hopper_problem problems[8];
@@ -597,7 +597,6 @@ static void test_benchmark_specs(void) {
         CHECK(!BENCHMARK_SPECS[i].padding_goal || r.padding <= 1.05);
         CHECK(r.cost_balance <= 1.05);
         CHECK(r.mma_balance <= r.mma_balance_bound * (1 + 1e-12));
-        CHECK(!BENCHMARK_SPECS[i].mma_goal || r.mma_balance <= 1.05);
         CHECK(r.partial_pieces <= 132 && r.empty_ctas == 0);
         coverage cov;
         memset(&cov, 0, sizeof cov);
@@ -605,9 +604,9 @@ static void test_benchmark_specs(void) {
     }
 }
 
-/* When whole units replace stream-K: no more units than CTAs, the costliest within 5% of an even share. With
- * chunks of up to 240 rows no benchmark qualifies: spec 3 has 72 units and spec 4 96 on 132 CTAs, but their widest
- * units (160 and 192 rows) cost far more than an even share. */
+/* When whole units replace stream-K: no more units than CTAs, the costliest at most 1.5 times an even share. Of the
+ * benchmarks spec 4 qualifies (96 units on 132 CTAs, the 192-wide ones 1.44 times a share); spec 3 has 72 units,
+ * but its widest (192 rows) cost 1.92 times a share. */
 static void test_whole_units(void) {
     for (size_t i = 0; i < sizeof BENCHMARK_SPECS / sizeof BENCHMARK_SPECS[0]; i++) {
         int64_t units = 0, total = 0, widest = 0;
@@ -622,8 +621,8 @@ static void test_whole_units(void) {
     }
     CHECK(hopper_whole_units_fit(132, 132 * 100, 100, 132));   /* one even unit per CTA */
     CHECK(!hopper_whole_units_fit(133, 133 * 100, 100, 132));  /* more units than CTAs */
-    CHECK(hopper_whole_units_fit(100, 100 * 100 + 5, 105, 100)); /* 105 * 100 - 10005 = 495 <= 10005 / 20 = 500 */
-    CHECK(!hopper_whole_units_fit(100, 100 * 100, 106, 100));    /* 600 > 500 */
+    CHECK(hopper_whole_units_fit(64, 100 * 100, 150, 100));    /* share 100: 150 - 100 <= 50 */
+    CHECK(!hopper_whole_units_fit(64, 100 * 100, 151, 100));   /* 51 > 50 */
     CHECK(hopper_whole_units_fit(1, 7, 7, 1) && !hopper_whole_units_fit(2, 14, 7, 1));
 }
 
