@@ -583,52 +583,68 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     uint32_t frag[2][4];
 
     // Weight stage by weight stage: each piece starts a stage, and every stage but a piece's last holds
-    // WEIGHT_GROUP k-blocks, so with the loop over a stage unrolled the slot, the parity of `held` and the stage's
-    // last k-block are known at compile time. Per k-block one token stage. A weight stage is released once its
-    // last k-block's words are in registers; a token stage once the wgmma that read it have finished.
+    // WEIGHT_GROUP k-blocks. Per k-block one token stage. A weight stage is released once its last k-block's words
+    // are in registers; a token stage once the wgmma that read it have finished. The stages with another after
+    // them run first, in a loop where the next k-block's words always exist: with the loop over a stage unrolled,
+    // where they come from is known at compile time and nothing in a k16 step is conditional, so no convergence
+    // barrier sits in the step. The piece's last stage (1 to WEIGHT_GROUP k-blocks) runs after it.
     ring_cursor tokens = state.tokens, weights = state.weights;
     const weight_reader reader(r0, t, weight_rows);
     barrier_wait(&shared.weight_full[weights.index], weights.parity);
     reader.load(shared.weights[weights.index], 0, held[0]);
     weight_fragment(0, held[0].words, held[0].scale_r0, held[0].scale_r1, frag[0]);
     uint32_t previous = 0;  // the token stage of the k-block before
-    for (int stage_kb = 0; stage_kb < kblocks; stage_kb += WEIGHT_GROUP) {
-        const int in_stage = min(WEIGHT_GROUP, kblocks - stage_kb);
+    // Issue step s on one fragment set; once step s - 1 has finished, decode step s + 1 into its set. Step 0's
+    // wait also frees the token stage of the k-block before (none before a piece's first k-block).
+    auto run_kblock = [&](const weight_words &now, uint64_t tile, bool has_previous) {
+        mma_step<N>(acc, frag[0], tile, 0);
+        wgmma_wait<1>();
+        if (has_previous) release(&shared.token_empty[previous], lane);
+        previous = tokens.index;
+        tokens.advance(TOKEN_STAGES);
+        weight_fragment(1, now.words, now.scale_r0, now.scale_r1, frag[1]);
+        mma_step<N>(acc, frag[1], tile, 1);
+        wgmma_wait<1>();
+        weight_fragment(2, now.words, now.scale_r0, now.scale_r1, frag[0]);
+        mma_step<N>(acc, frag[0], tile, 2);
+        wgmma_wait<1>();
+        weight_fragment(3, now.words, now.scale_r0, now.scale_r1, frag[1]);
+        mma_step<N>(acc, frag[1], tile, 3);
+        wgmma_wait<1>();
+    };
+    int stage_kb = 0;
+    for (; stage_kb + WEIGHT_GROUP < kblocks; stage_kb += WEIGHT_GROUP) {
 #pragma unroll
         for (int j = 0; j < WEIGHT_GROUP; j++) {
-            if (j >= in_stage) break;
             weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
             barrier_wait(&shared.token_full[tokens.index], tokens.parity);
             const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
-            const bool more = stage_kb + j + 1 < kblocks;
-            if (j + 1 < in_stage) {
+            if (j + 1 < WEIGHT_GROUP) {
                 reader.load(shared.weights[weights.index], j + 1, next);
-            } else {  // the stage's last k-block: its words are in registers
+            } else {  // the stage's last k-block: its words are in registers; the next stage's first follows
                 release(&shared.weight_empty[weights.index], lane);
                 weights.advance(WEIGHT_STAGES);
-                if (more) {
-                    barrier_wait(&shared.weight_full[weights.index], weights.parity);
-                    reader.load(shared.weights[weights.index], 0, next);
-                }
+                barrier_wait(&shared.weight_full[weights.index], weights.parity);
+                reader.load(shared.weights[weights.index], 0, next);
             }
-            // Issue step s on one fragment set; once step s - 1 has finished, decode step s + 1 into its set.
-            mma_step<N>(acc, frag[0], tile, 0);
-            wgmma_wait<1>();
-            if (stage_kb + j > 0) release(&shared.token_empty[previous], lane);
-            previous = tokens.index;
-            tokens.advance(TOKEN_STAGES);
-            weight_fragment(1, now.words, now.scale_r0, now.scale_r1, frag[1]);
-            mma_step<N>(acc, frag[1], tile, 1);
-            wgmma_wait<1>();
-            weight_fragment(2, now.words, now.scale_r0, now.scale_r1, frag[0]);
-            mma_step<N>(acc, frag[0], tile, 2);
-            wgmma_wait<1>();
-            weight_fragment(3, now.words, now.scale_r0, now.scale_r1, frag[1]);
-            mma_step<N>(acc, frag[1], tile, 3);
-            wgmma_wait<1>();
-            if (more) weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
+            run_kblock(now, tile, j > 0 || stage_kb > 0);
+            weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
         }
     }
+    const int in_stage = kblocks - stage_kb;  // 1 .. WEIGHT_GROUP
+#pragma unroll
+    for (int j = 0; j < WEIGHT_GROUP; j++) {
+        if (j >= in_stage) break;
+        weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
+        barrier_wait(&shared.token_full[tokens.index], tokens.parity);
+        const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
+        const bool more = j + 1 < in_stage;
+        if (more) reader.load(shared.weights[weights.index], j + 1, next);
+        else release(&shared.weight_empty[weights.index], lane);  // the piece's last k-block
+        run_kblock(now, tile, j > 0 || stage_kb > 0);
+        if (more) weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
+    }
+    weights.advance(WEIGHT_STAGES);
     wgmma_wait<0>();
     release(&shared.token_empty[previous], lane);
     state.tokens = tokens;
