@@ -540,6 +540,7 @@ struct weight_reader {
 // the descriptor's low half (its start address) alone; with the 64-bit descriptor ptxas spent ~2 more instructions
 // a step on the carry and register-pair moves.
 constexpr uint32_t STEP_DESCRIPTOR_DELTA = 32 >> 4;
+constexpr uint32_t TOKEN_STAGE_DESCRIPTOR_STEP = (MAX_WIDTH * TOKEN_ROW_BYTES) >> 4;  // one token stage further
 
 template <int N>
 __device__ __forceinline__ void mma_step(float (&acc)[N / 2], const uint32_t (&frag)[4], uint64_t tile, int step) {
@@ -590,6 +591,9 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     // barrier sits in the step. The piece's last stage (1 to WEIGHT_GROUP k-blocks) runs after it.
     ring_cursor tokens = state.tokens, weights = state.weights;
     const weight_reader reader(r0, t, weight_rows);
+    // Token stage i's descriptor is stage 0's plus i stages in the start address (its low bits, in 16-byte units:
+    // shared addresses stay far below the field's 2^18 bytes, so nothing carries out of it).
+    const uint64_t token_tile0 = swizzled_tile_descriptor(shared.tokens[0]);
     barrier_wait(&shared.weight_full[weights.index], weights.parity);
     reader.load(shared.weights[weights.index], 0, held[0]);
     weight_fragment(0, held[0].words, held[0].scale_r0, held[0].scale_r1, frag[0]);
@@ -618,7 +622,7 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
         for (int j = 0; j < WEIGHT_GROUP; j++) {
             weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
             barrier_wait(&shared.token_full[tokens.index], tokens.parity);
-            const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
+            const uint64_t tile = token_tile0 + tokens.index * TOKEN_STAGE_DESCRIPTOR_STEP;
             if (j + 1 < WEIGHT_GROUP) {
                 reader.load(shared.weights[weights.index], j + 1, next);
             } else {  // the stage's last k-block: its words are in registers; the next stage's first follows
@@ -637,7 +641,7 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
         if (j >= in_stage) break;
         weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
         barrier_wait(&shared.token_full[tokens.index], tokens.parity);
-        const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
+        const uint64_t tile = token_tile0 + tokens.index * TOKEN_STAGE_DESCRIPTOR_STEP;
         const bool more = j + 1 < in_stage;
         if (more) reader.load(shared.weights[weights.index], j + 1, next);
         else release(&shared.weight_empty[weights.index], lane);  // the piece's last k-block
