@@ -14,9 +14,11 @@
 //     - warp 1, lane 0, the copier: two rings of stages. Per 64-K block one bulk copy of the chunk's decoded token
 //       block (evict-last in L2: every weight tile of the group reads it again) into the token ring; per
 //       WEIGHT_GROUP k-blocks one tensor copy of 128 weight rows x 128 bytes (whole lines, 128-byte swizzle;
-//       evict-first: streamed once) and one bulk copy of their scale atoms into the weight ring. A stage's `full`
-//       mbarrier completes when every byte has landed; it is refilled once `empty` says all eight consumer warps
-//       are done with it. A few dozen instructions a k-block, from a handful of registers.
+//       evict-first: streamed once) and one bulk copy of their scale atoms into the weight ring. The token ring is
+//       one weight stage deep: k-block j of a weight stage goes to token stage j (a stage past a piece's last
+//       k-block completes empty), so the consumers address every token stage and barrier by a constant. A stage's
+//       `full` mbarrier completes when every byte has landed; it is refilled once `empty` says all eight consumer
+//       warps are done with it. A few dozen instructions a k-block, from a handful of registers.
 //     - warps 2-3 leave at once; warpgroup 0 hands registers to the consumers (setmaxnreg).
 //     - warpgroups 1 and 2, the consumers, 64 weight rows each: per k16 step they issue wgmma m64nNk16 (N = the
 //       chunk's width, its rows rounded up to 16) with A from registers, on fragments decoded during the step
@@ -53,7 +55,8 @@ constexpr int CONSUMERS = 2;                       // warpgroups
 constexpr int CONSUMER_WARPS = 4 * CONSUMERS;
 constexpr int CONSUMER_THREADS = 128 * CONSUMERS;
 constexpr int THREADS = 128 + CONSUMER_THREADS;
-constexpr int TOKEN_STAGES = 4;                  // token ring: one 64-K block a stage, up to 30 KB (240 rows)
+constexpr int TOKEN_STAGES = 4;                  // token ring: one 64-K block a stage, up to 30 KB (240 rows);
+                                                 // one per k-block of a weight stage (run_copier)
 constexpr int WEIGHT_GROUP = 4;                  // 64-K blocks per weight stage: a row's 128 bytes, one whole line
 constexpr int WEIGHT_STAGES = 4;                 // weight ring (from DRAM: deeper in K than the token ring)
 constexpr int WEIGHT_ROW_BYTES = WEIGHT_GROUP * KBLOCK_BYTES;
@@ -457,12 +460,13 @@ __device__ __forceinline__ void run_scheduler(const streamk_params &params, shar
 
 // One thread: the copier. Per WEIGHT_GROUP k-blocks of a piece, one tensor copy of 128 weight rows (past K or
 // past b's rows: zeros) and one bulk copy of their scale atoms; per k-block, one bulk copy of the chunk's decoded
-// tokens. Every stage's `full` mbarrier completes when its bytes have landed; it is refilled once `empty` says
+// tokens into the token stage of its place in the weight stage. Every stage's `full` mbarrier completes when its bytes have landed; it is refilled once `empty` says
 // all eight consumer warps are done with it. A few dozen instructions a k-block, all from a handful of registers:
 // one thread issues them, and every clock it spends is one the consumers may wait.
 __device__ __forceinline__ void run_copier(shared_storage &shared) {
     const uint64_t keep = l2_policy_evict_last(), stream = l2_policy_evict_first();
-    ring_cursor slot = {0, 0}, tokens = {0, 0}, weights = {0, 0};
+    ring_cursor slot = {0, 0}, weights = {0, 0};
+    uint32_t token_parity = 0;  // every token stage completes one phase per weight stage
     for (;; slot.advance(PIECE_SLOTS)) {
         barrier_wait(&shared.piece_full[slot.index], slot.parity);
         const piece_desc piece = shared.pieces[slot.index];
@@ -470,9 +474,9 @@ __device__ __forceinline__ void run_copier(shared_storage &shared) {
         if (piece.width == 0) return;
         acquire_tensor_map(piece.weight_map);  // published by the scheduler (release, then the piece's barrier)
         const uint32_t token_bytes = piece.width * TOKEN_ROW_BYTES;
-        for (int kb = piece.kb_begin; kb < piece.kb_end; kb++, tokens.advance(TOKEN_STAGES)) {
-            if ((kb - piece.kb_begin) % WEIGHT_GROUP == 0) {
-                const int kblocks = min(WEIGHT_GROUP, piece.kb_end - kb);
+        for (int kb = piece.kb_begin; kb < piece.kb_end; kb += WEIGHT_GROUP, token_parity ^= 1) {
+            const int kblocks = min(WEIGHT_GROUP, piece.kb_end - kb);
+            {
                 barrier_wait(&shared.weight_empty[weights.index], weights.parity ^ 1);
                 weight_stage &w = shared.weights[weights.index];
                 uint64_t *full = &shared.weight_full[weights.index];
@@ -488,10 +492,18 @@ __device__ __forceinline__ void run_copier(shared_storage &shared) {
                 }
                 weights.advance(WEIGHT_STAGES);
             }
-            barrier_wait(&shared.token_empty[tokens.index], tokens.parity ^ 1);
-            barrier_arrive_expect_bytes(&shared.token_full[tokens.index], token_bytes);
-            bulk_copy_hinted(shared.tokens[tokens.index], piece.tokens + (int64_t)kb * token_bytes, token_bytes,
-                             &shared.token_full[tokens.index], keep);
+            // K-block j of the weight stage goes to token stage j; a stage past the piece's last k-block completes
+            // its phase empty, so that every token stage stays in step with the weight ring.
+            for (int j = 0; j < WEIGHT_GROUP; j++) {
+                barrier_wait(&shared.token_empty[j], token_parity ^ 1);
+                if (j < kblocks) {
+                    barrier_arrive_expect_bytes(&shared.token_full[j], token_bytes);
+                    bulk_copy_hinted(shared.tokens[j], piece.tokens + (int64_t)(kb + j) * token_bytes, token_bytes,
+                                     &shared.token_full[j], keep);
+                } else {
+                    barrier_arrive(&shared.token_full[j]);
+                }
+            }
         }
     }
 }
@@ -500,7 +512,8 @@ __device__ __forceinline__ void run_copier(shared_storage &shared) {
 
 // Where a consumer thread is in the two rings, carried across pieces.
 struct consumer_state {
-    ring_cursor tokens, weights;
+    ring_cursor weights;
+    uint32_t token_parity;  // the token stages' phase: one per weight stage (the copier's token_parity)
 };
 
 // The packed words of the thread's scale group in rows r0 and r0 + 8 of k-block j of a weight stage, and their
@@ -589,7 +602,9 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     // them run first, in a loop where the next k-block's words always exist: with the loop over a stage unrolled,
     // where they come from is known at compile time and nothing in a k16 step is conditional, so no convergence
     // barrier sits in the step. The piece's last stage (1 to WEIGHT_GROUP k-blocks) runs after it.
-    ring_cursor tokens = state.tokens, weights = state.weights;
+    static_assert(TOKEN_STAGES == WEIGHT_GROUP, "k-block j of a weight stage reads token stage j");
+    ring_cursor weights = state.weights;
+    uint32_t token_parity = state.token_parity;
     const weight_reader reader(r0, t, weight_rows);
     // Token stage i's descriptor is stage 0's plus i stages in the start address (its low bits, in 16-byte units:
     // shared addresses stay far below the field's 2^18 bytes, so nothing carries out of it).
@@ -597,15 +612,14 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     barrier_wait(&shared.weight_full[weights.index], weights.parity);
     reader.load(shared.weights[weights.index], 0, held[0]);
     weight_fragment(0, held[0].words, held[0].scale_r0, held[0].scale_r1, frag[0]);
-    uint32_t previous = 0;  // the token stage of the k-block before
-    // Issue step s on one fragment set; once step s - 1 has finished, decode step s + 1 into its set. Step 0's
-    // wait also frees the token stage of the k-block before (none before a piece's first k-block).
-    auto run_kblock = [&](const weight_words &now, uint64_t tile, bool has_previous) {
+    // K-block j (0 .. WEIGHT_GROUP - 1) of a weight stage: issue step s on one fragment set; once step s - 1 has
+    // finished, decode step s + 1 into its set. Step 0's wait also frees the token stage of the k-block before
+    // (j - 1, or the last of the stage before; none before a piece's first k-block).
+    auto run_kblock = [&](const weight_words &now, int j, bool has_previous) {
+        const uint64_t tile = token_tile0 + j * TOKEN_STAGE_DESCRIPTOR_STEP;
         mma_step<N>(acc, frag[0], tile, 0);
         wgmma_wait<1>();
-        if (has_previous) release(&shared.token_empty[previous], lane);
-        previous = tokens.index;
-        tokens.advance(TOKEN_STAGES);
+        if (has_previous) release(&shared.token_empty[(j + WEIGHT_GROUP - 1) % WEIGHT_GROUP], lane);
         weight_fragment(1, now.words, now.scale_r0, now.scale_r1, frag[1]);
         mma_step<N>(acc, frag[1], tile, 1);
         wgmma_wait<1>();
@@ -621,8 +635,7 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
 #pragma unroll
         for (int j = 0; j < WEIGHT_GROUP; j++) {
             weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
-            barrier_wait(&shared.token_full[tokens.index], tokens.parity);
-            const uint64_t tile = token_tile0 + tokens.index * TOKEN_STAGE_DESCRIPTOR_STEP;
+            barrier_wait(&shared.token_full[j], token_parity);
             if (j + 1 < WEIGHT_GROUP) {
                 reader.load(shared.weights[weights.index], j + 1, next);
             } else {  // the stage's last k-block: its words are in registers; the next stage's first follows
@@ -631,27 +644,30 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
                 barrier_wait(&shared.weight_full[weights.index], weights.parity);
                 reader.load(shared.weights[weights.index], 0, next);
             }
-            run_kblock(now, tile, j > 0 || stage_kb > 0);
+            run_kblock(now, j, j > 0 || stage_kb > 0);
             weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
         }
+        token_parity ^= 1;
     }
     const int in_stage = kblocks - stage_kb;  // 1 .. WEIGHT_GROUP
 #pragma unroll
     for (int j = 0; j < WEIGHT_GROUP; j++) {
-        if (j >= in_stage) break;
+        barrier_wait(&shared.token_full[j], token_parity);
+        if (j >= in_stage) {  // past the piece's last k-block: the copier completed this stage empty
+            release(&shared.token_empty[j], lane);
+            continue;
+        }
         weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
-        barrier_wait(&shared.token_full[tokens.index], tokens.parity);
-        const uint64_t tile = token_tile0 + tokens.index * TOKEN_STAGE_DESCRIPTOR_STEP;
         const bool more = j + 1 < in_stage;
         if (more) reader.load(shared.weights[weights.index], j + 1, next);
         else release(&shared.weight_empty[weights.index], lane);  // the piece's last k-block
-        run_kblock(now, tile, j > 0 || stage_kb > 0);
+        run_kblock(now, j, j > 0 || stage_kb > 0);
         if (more) weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
     }
     weights.advance(WEIGHT_STAGES);
     wgmma_wait<0>();
-    release(&shared.token_empty[previous], lane);
-    state.tokens = tokens;
+    release(&shared.token_empty[in_stage - 1], lane);
+    state.token_parity = token_parity ^ 1;
     state.weights = weights;
 
     // Accumulator d[4i + e]: unit row r0 + 8 * (e / 2), token 8i + 2t + e % 2 (wgmma_rs.cuh). A slot stores them
@@ -726,7 +742,7 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
 
 __device__ __forceinline__ void run_consumer(const streamk_params &params, shared_storage &shared, int consumer,
                                              int thread) {
-    consumer_state state = {{0, 0}, {0, 0}};
+    consumer_state state = {{0, 0}, 0};
     for (ring_cursor slot = {0, 0};; slot.advance(PIECE_SLOTS)) {
         barrier_wait(&shared.piece_full[slot.index], slot.parity);
         const piece_desc piece = shared.pieces[slot.index];
