@@ -597,8 +597,9 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     uint32_t frag[2][4];
 
     // Weight stage by weight stage: each piece starts a stage, and every stage but a piece's last holds
-    // WEIGHT_GROUP k-blocks. Per k-block one token stage. A weight stage is released once its last k-block's words
-    // are in registers; a token stage once the wgmma that read it have finished. The stages with another after
+    // WEIGHT_GROUP k-blocks; k-block j of a weight stage reads token stage j (the copier completes the token stages
+    // past a piece's last k-block empty, and they are released at once). A weight stage is released once its last
+    // k-block's words are in registers; a token stage once the wgmma that read it have finished. The stages with another after
     // them run first, in a loop where the next k-block's words always exist: with the loop over a stage unrolled,
     // where they come from is known at compile time and nothing in a k16 step is conditional, so no convergence
     // barrier sits in the step. The piece's last stage (1 to WEIGHT_GROUP k-blocks) runs after it.
