@@ -5,11 +5,13 @@
 1. GPU time per call on the 4 leaderboard benchmark specs, timed like the leaderboard: 15 input sets per spec, one
    checked call per set, then repeats of {synchronize, flush L2, start event, all sets back to back, end event}.
    Rows: our kernel(s) through custom_kernel, the bare launch of a prepared call, cuBLAS fp16 on operands
-   dequantized beforehand (one CUDA graph per set) and, with --emulation, a torch emulation.
-2. Host time per call with the GPU kept busy by torch.cuda._sleep, so no launch ever waits for the GPU:
-   custom_kernel, the bare launch, and a model of the old Python hot path: the Python and torch work it did each call
-   to build the group table on the device, followed by the bare launch of the same call (old_python_hot_path says
-   exactly what it runs).
+   dequantized beforehand (one CUDA graph per set) and, with --emulation, a torch emulation. Speed of light is the
+   larger of two floors, printed beside it: FLOPs at the fp16 tensor rate and the fewest bytes at HBM bandwidth.
+2. Host time per call with the GPU kept busy by torch.cuda._sleep, so no launch ever waits for the GPU, on every
+   spec and extra, for the default kernel and (on Hopper) the stream-K one, next to that kernel's GPU time:
+   custom_kernel, the bare launch, and (spec 1 and the G=64 extra) a model of the old Python hot path: the Python
+   and torch work it did each call to build the group table on the device, followed by the bare launch of the same
+   call (old_python_hot_path says exactly what it runs).
 3. A compact table last on stdout, and every raw number as JSON.
 """
 
@@ -30,6 +32,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "python"))
 
 FP16_PEAK_FLOPS = 989e12  # H100/H200 dense fp16 tensor-core rate (spec sheet)
+HBM_PEAK_BYTES_PER_S = 4.8e12  # H200 HBM3e bandwidth (spec sheet)
 
 # The leaderboard's four benchmark specs: M per group, one N and K for all groups, L = 1.
 BENCHMARK_SPECS = [
@@ -96,6 +99,17 @@ def ceil_div(a, b):
 
 def spec_flops(problem_sizes):
     return sum(2 * m * n * k * l for m, n, k, l in problem_sizes)
+
+
+def spec_bytes(problem_sizes):
+    """The fewest bytes a call moves: packed a and b (half a byte an element), one scale byte per 16 elements of
+    each, c written in fp16. A group without tokens needs none of its weights."""
+    total = 0
+    for m, n, k, l in problem_sizes:
+        if m == 0:
+            continue
+        total += l * ((m + n) * (k // 2 + k // 16) + 2 * m * n)
+    return total
 
 
 def geomean(values):
@@ -388,6 +402,8 @@ def gpu_section(settings, variants, packages, flush, results):
         check_dequantization(sets[0], reference)
         problem_sizes = sets[0][3]
         flops = spec_flops(problem_sizes)
+        compute_us = flops / FP16_PEAK_FLOPS * 1e6
+        memory_us = spec_bytes(problem_sizes) / HBM_PEAK_BYTES_PER_S * 1e6
         row = dict(
             spec=spec_index,
             benchmark=benchmark,
@@ -397,7 +413,10 @@ def gpu_section(settings, variants, packages, flush, results):
             k=k,
             l=1,
             flops=flops,
-            sol_us=flops / FP16_PEAK_FLOPS * 1e6,
+            bytes=spec_bytes(problem_sizes),
+            compute_floor_us=compute_us,
+            memory_floor_us=memory_us,
+            sol_us=max(compute_us, memory_us),  # speed of light: the larger floor binds
             variants={},
         )
         rows.append(row)
@@ -424,7 +443,7 @@ def gpu_section(settings, variants, packages, flush, results):
         label: geomean([row["variants"][label]["mean_us"] for row in benchmarks if label in row["variants"]])
         for label in labels
     }
-    results["gpu_geomean_us"]["fp16 speed of light"] = geomean([row["sol_us"] for row in benchmarks])
+    results["gpu_geomean_us"]["speed of light"] = geomean([row["sol_us"] for row in benchmarks])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -555,12 +574,20 @@ def blocks_on_stream(fn, arg, cycles_per_s):
 
 
 def host_inputs(data_module):
-    spec1_m, spec1_n, spec1_k = BENCHMARK_SPECS[0]
-    _, many_m, many_n, many_k = MOE_EXTRAS[1]  # the same G=64 shape the GPU table times
-    return [
-        ("spec 1 (G=8)", data_module.generate_input(spec1_m, spec1_n, spec1_k, 1, seed=9001, device="cuda")),
-        ("G=64, M 0..40", data_module.generate_input(many_m, many_n, many_k, 1, seed=9002, device="cuda")),
-    ]
+    """(name, GPU table's spec label, data, whether to model the old Python hot path) for every benchmark spec and
+    MoE extra, made one at a time. The old path is modelled on spec 1 and the G=64 extra only: from an idle stream
+    it takes most of a minute per input."""
+    for i, (m_list, n, k) in enumerate(BENCHMARK_SPECS, start=1):
+        data = data_module.generate_input(m_list, n, k, 1, seed=9000 + i, device="cuda")
+        yield f"spec {i} (G={len(m_list)})", str(i), data, i == 1
+    for j, (name, m_list, n, k) in enumerate(MOE_EXTRAS):
+        data = data_module.generate_input(m_list, n, k, 1, seed=9010 + j, device="cuda")
+        yield name, name, data, name.startswith("G=64")
+
+
+# The kernel families whose host path is timed, with the GPU table's label for each. The stream-K family runs only
+# on Hopper (elsewhere forcing it runs the portable kernel, whose host path "ours" already times).
+HOST_FAMILIES = [("auto", "ours"), ("streamk", "stream-K Hopper kernel (forced)")]
 
 
 def host_section(settings, C, packages, results):
@@ -572,62 +599,70 @@ def host_section(settings, C, packages, results):
     results["old_python_hot_path_model"] = OLD_PATH_MODEL
     inline_capacity = getattr(C, "INLINE_CAPACITY", 30)
     calls, repeats = settings["host_calls"], settings["host_repeats"]
-    for name, data in host_inputs(data_module):
+    hopper = torch.cuda.get_device_capability() == (9, 0)
+    families = HOST_FAMILIES if hopper else HOST_FAMILIES[:1]
+    for name, spec, data, model_old_path in host_inputs(data_module):
         nonempty = sum(1 for m, _, _, _ in data[3] if m > 0)
         ring = nonempty > inline_capacity
         log(f"[host] {name}: {len(data[3])} groups, {nonempty} non-empty, {'ring' if ring else 'inline'} table")
-
-        # Correctness of our kernel here, and that the old-path model really launches it on this data: both
-        # checked against the reference, outputs poisoned before each.
         ref = reference.ref_kernel(data)
-        data_module.poison_outputs(data)
-        outputs = C.custom_kernel(data)
-        torch.cuda.synchronize()
-        check_outputs("ours", name, outputs, ref, reference, strict=True)
-        capsule = C._prepare(data)
-
-        def old_path(d, capsule=capsule):
-            return old_python_hot_path(d, C, capsule)
-
-        data_module.poison_outputs(data)
-        old_outputs = old_path(data)
-        torch.cuda.synchronize()
-        check_outputs("old Python hot path model", name, old_outputs, ref, reference, strict=True)
-
         window = C.RING_SLOTS if ring else calls
-        stats_before = C._stats() if hasattr(C, "_stats") else None
-        timed = host_busy_us({"custom": (C.custom_kernel, data), "bare": (C._launch_prepared, capsule)}, calls,
-                             window, repeats, cycles_per_s, C)
-        custom, bare = timed["custom"], timed["bare"]
-        old_blocks, old_probe_us = blocks_on_stream(old_path, data, cycles_per_s)
-        if old_blocks:
-            # A busy GPU would stall the first torch.tensor copy; time every path from an idle stream instead.
-            old = host_idle_us(old_path, data, calls, repeats)
-            custom_idle = host_idle_us(C.custom_kernel, data, calls, repeats)
-        else:
-            old = host_busy_us({"old": (old_path, data)}, calls, window, repeats,
-                               cycles_per_s, C)["old"]
-            custom_idle = None
-        stats_after = C._stats() if hasattr(C, "_stats") else None
-        rows.append(
-            dict(
-                input=name,
-                groups=len(data[3]),
-                nonempty_groups=nonempty,
-                table_path="ring" if ring else "inline",
-                custom_kernel=custom,
-                bare_launch=bare,
-                old_python_hot_path=old,
-                old_path_blocks_on_stream=old_blocks,
-                old_path_probe_us=old_probe_us,
-                custom_kernel_idle_stream=custom_idle,
-                custom_minus_bare_us=paired_difference_us(custom, bare),
-                old_over_custom=old["median_us"] / custom["median_us"],
-                launch_stats_before=stats_before,
-                launch_stats_after=stats_after,
-            )
-        )
-        del data, capsule, old_path, ref, outputs, old_outputs
+        for choice, label in families:
+            C._set_kernel(choice)
+            try:
+                # Correctness of this family here, and that the old-path model really launches it on this data:
+                # both checked against the reference, outputs poisoned before each. The prepared call keeps the
+                # family chosen when it was prepared.
+                data_module.poison_outputs(data)
+                outputs = C.custom_kernel(data)
+                torch.cuda.synchronize()
+                check_outputs(label, name, outputs, ref, reference, strict=True)
+                capsule = C._prepare(data)
+                stats_before = C._stats() if hasattr(C, "_stats") else None
+                timed = host_busy_us({"custom": (C.custom_kernel, data), "bare": (C._launch_prepared, capsule)},
+                                     calls, window, repeats, cycles_per_s, C)
+                custom, bare = timed["custom"], timed["bare"]
+                row = dict(
+                    input=name,
+                    spec=spec,
+                    kernel=label,
+                    groups=len(data[3]),
+                    nonempty_groups=nonempty,
+                    table_path="ring" if ring else "inline",
+                    custom_kernel=custom,
+                    bare_launch=bare,
+                    custom_minus_bare_us=paired_difference_us(custom, bare),
+                    old_python_hot_path=None,
+                    old_path_blocks_on_stream=None,
+                    old_path_probe_us=None,
+                    custom_kernel_idle_stream=None,
+                    old_over_custom=None,
+                )
+                if model_old_path and choice == "auto":
+                    def old_path(d, capsule=capsule):
+                        return old_python_hot_path(d, C, capsule)
+
+                    data_module.poison_outputs(data)
+                    old_outputs = old_path(data)
+                    torch.cuda.synchronize()
+                    check_outputs("old Python hot path model", name, old_outputs, ref, reference, strict=True)
+                    old_blocks, old_probe_us = blocks_on_stream(old_path, data, cycles_per_s)
+                    if old_blocks:
+                        # A busy GPU would stall the first torch.tensor copy; time every path from an idle stream.
+                        old = host_idle_us(old_path, data, calls, repeats)
+                        row["custom_kernel_idle_stream"] = host_idle_us(C.custom_kernel, data, calls, repeats)
+                    else:
+                        old = host_busy_us({"old": (old_path, data)}, calls, window, repeats, cycles_per_s, C)["old"]
+                    row.update(old_python_hot_path=old, old_path_blocks_on_stream=old_blocks,
+                               old_path_probe_us=old_probe_us, old_over_custom=old["median_us"] / custom["median_us"])
+                    del old_path, old_outputs
+                row.update(launch_stats_before=stats_before,
+                           launch_stats_after=C._stats() if hasattr(C, "_stats") else None)
+                rows.append(row)
+                del capsule, outputs
+            finally:
+                C._set_kernel("auto")
+        del data, ref
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
 
@@ -647,13 +682,16 @@ def print_tables(results):
           f"torch {results['torch']}, settings: {results['settings']}")
     if results.get("gpu"):
         print()
-        print("GPU time per call, leaderboard harness (L2 flushed, sets back to back); us; SoL = fp16 989 TFLOP/s")
+        print("GPU time per call, leaderboard harness (L2 flushed, sets back to back); us; SoL = the larger of FLOPs / "
+              "989 TFLOP/s (fp16) and bytes / 4.8 TB/s")
         header = f"{'spec':<15}{'shape':<26}{'variant':<40}{'mean':>9}{'min':>9}{'TFLOP/s':>9}{'%SoL':>7}{'reps':>6}"
         print(header)
         print("-" * len(header))
         for row in results["gpu"]:
             shape = f"G={row['groups']} N={row['n']} K={row['k']}"
-            print(f"{row['spec']:<15}{shape:<26}{'fp16 speed of light':<40}{format_us(row['sol_us'])}")
+            floors = f"speed of light ({'compute' if row['compute_floor_us'] >= row['memory_floor_us'] else 'memory'})"
+            print(f"{row['spec']:<15}{shape:<26}{floors:<40}{format_us(row['sol_us'])}"
+                  f"   compute {row['compute_floor_us']:.1f}, memory {row['memory_floor_us']:.1f}")
             for label, t in row["variants"].items():
                 note = "" if t["check"] == "match" else "  (check failed, see JSON)"
                 print(
@@ -665,20 +703,25 @@ def print_tables(results):
             print("geomean over the 4 benchmark specs, MoE extras not included (us): " + ", ".join(f"{k}: {v:.1f}" for k, v in geo.items()))
     if results.get("host"):
         print()
-        print("Host time per call (us, median of repeats; (a)-(b) paired per repeat), GPU kept busy unless noted")
-        header = (f"{'input':<16}{'table':<8}{'(a) custom_kernel':>19}{'(b) bare launch':>17}{'(a)-(b)':>9}"
-                  f"{'(c) old path model':>21}{'(c)/(a)':>9}")
+        print("Host time per call (us, median of repeats; (a)-(b) paired per repeat), GPU kept busy unless noted; "
+              "GPU: that kernel's time per call in the table above")
+        header = (f"{'input':<15}{'kernel':<32}{'table':<8}{'(a) custom_kernel':>19}{'(b) bare launch':>17}"
+                  f"{'(a)-(b)':>9}{'GPU':>9}{'(c) old path model':>21}{'(c)/(a)':>9}")
         print(header)
         print("-" * len(header))
+        gpu_us = {(row["spec"], label): t["mean_us"] for row in results.get("gpu", []) for label, t in row["variants"].items()}
         for row in results["host"]:
+            old = row.get("old_python_hot_path")
+            gpu = gpu_us.get((row.get("spec"), row.get("kernel", "ours")))
             print(
-                f"{row['input']:<16}{row['table_path']:<8}{row['custom_kernel']['median_us']:19.2f}"
-                f"{row['bare_launch']['median_us']:17.2f}{row['custom_minus_bare_us']:9.2f}"
-                f"{row['old_python_hot_path']['median_us']:21.2f}{row['old_over_custom']:9.1f}"
+                f"{row['input']:<15}{row.get('kernel', 'ours'):<32}{row['table_path']:<8}"
+                f"{row['custom_kernel']['median_us']:19.2f}{row['bare_launch']['median_us']:17.2f}"
+                f"{row['custom_minus_bare_us']:9.2f}{format_us(gpu)}"
+                + (f"{old['median_us']:21.2f}{row['old_over_custom']:9.1f}" if old else f"{'-':>21}{'-':>9}")
             )
         print(f"(c): {OLD_PATH_MODEL}")
         for row in results["host"]:
-            if row["old_path_blocks_on_stream"]:
+            if row.get("old_path_blocks_on_stream"):
                 idle = row["custom_kernel_idle_stream"]["median_us"]
                 print(f"note, {row['input']}: (c) synchronizes the stream (torch.tensor to CUDA), so it was timed from "
                       f"an idle stream per call; (a) timed that way: {idle:.2f} us. In the leaderboard loop (c) also "

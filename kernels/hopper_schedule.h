@@ -66,8 +66,9 @@
 
 /* A k16 step of a unit's 128 weight rows takes ~153 + 0.55 w clocks at width w <= 128 and ~235 + 0.65 (w - 128) up
  * to 240 (H200, dev/width_sweep.py: one unit per CTA over K = 8192): the consumers' instructions, not the tensor
- * cores, set the pace, and most of them do not depend on w. In proportion that is w + 280; a cost of w alone puts
- * the CTAs holding narrow units ~10% behind those holding wide ones. */
+ * cores, set the pace, and most of them do not depend on w. In proportion that is w + 280. A smaller fixed part
+ * overloads the CTAs holding narrow units: with widths 64 and 128 in one call, max(w, 96) + 4 would put those
+ * holding the 64-wide units ~12% behind. */
 #define HOPPER_COST_FIXED 280
 /* Boundaries avoid leaving a piece shorter than this at a unit's start or end: such a piece pays a unit's fixed
  * costs (pipeline fill, the partial's workspace round trip) for little work. */
@@ -396,10 +397,10 @@ static inline NVFP4_HOST_DEVICE hopper_pos hopper_boundary(const hopper_schedule
 /* Whether each CTA should run one unit whole instead of a stream-K share of the cost: no more units than CTAs,
  * and the costliest unit at most 1.5 times an even share C / P. No unit is then split, so no partial is written,
  * waited for and added, and no CTA starts a second piece. Where every unit fits one CTA those costs outweigh the
- * balance stream-K adds even where the costliest unit is well above a share (H200, leaderboard-style harness:
- * benchmark spec 4, whose 192-wide units cost 1.44 shares, 27.5 us a call whole against 33.0 split; spec 3 with
- * chunks of at most 128 rows, 1.12 shares, 40.4 against 43.8). The kernel then runs unit q on CTA q (q < units)
- * and nothing on the others. Divisions only: nothing overflows for any P >= 1. */
+ * balance stream-K adds even where the costliest unit is well above a share (H200, leaderboard-style harness, each
+ * pair from two machine starts: benchmark spec 4, whose 192-wide units cost 1.44 shares, 27.5 us a call whole
+ * against 33.0 split; spec 3 with chunks of at most 128 rows, 1.12 shares, 40.4 against 43.8). The kernel then
+ * runs unit q on CTA q (q < units) and nothing on the others. Divisions only: nothing overflows for any P >= 1. */
 static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_t total_cost, int64_t max_unit_cost,
                                                          int32_t ctas) {
     const int64_t share = total_cost / ctas;

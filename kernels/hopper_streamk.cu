@@ -5,8 +5,8 @@
 //    a * sfa * 2^-7, exact, each 64-K block in the K order of weight_k_of_position and laid out so that one
 //    linear bulk copy of a chunk's k-block (width x 128 bytes) lands as wgmma's 128-byte-swizzled B tile. One
 //    thread per scratch row of 128 bytes (a token row's 64-K block: block (x, y) holds k-block y of 256 rows);
-//    every block first builds the schedule's prefix tables in shared memory from the sizes. Block (0, 0) also
-//    plans every CTA's pieces (plan_pieces) and sets the stream-K flags.
+//    every block first builds the schedule's prefix tables in shared memory from the sizes. One more block, past
+//    the rows (last column, row 0), plans every CTA's pieces (plan_pieces) and sets the stream-K flags.
 // 2. streamk_gemm_kernel, persistent (one CTA per SM), runs its CTA's pieces as the pre-pass planned them. Per CTA:
 //     - warp 0, the scheduler: reads the CTA's piece records and hands each piece to the copier and the consumers
 //       through a small ring of descriptors, with the piece's weight tensor map retargeted to its group's b and
@@ -26,12 +26,13 @@
 //       (weight_fragments.cuh). A piece runs in a loop compiled for its N (wgmma_rs.cuh), 15 widths (16 .. 240):
 //       everything that touches the accumulators sits in that one instantiation, which keeps the wgmma
 //       asynchronous; with more than 16 widths in one kernel ptxas serialises every wgmma (C7512).
-//    Where every unit fits one CTA with even costs (hopper_whole_units_fit), CTA q runs unit q whole instead.
+//    Where every unit fits one CTA at a cost near an even share (hopper_whole_units_fit, decided by the pre-pass
+//    from the sizes), CTA q runs unit q whole instead.
 //    A piece that covers its unit's whole K writes c. Otherwise each piece but the unit's first leaves its fp32
 //    accumulators in its CTA's workspace slot and raises its flag; the first piece's CTA (which reaches it last
 //    in its range) adds those partials, then writes c.
 //
-// The schedule's arithmetic (64-bit divisions and searches) runs only in the pre-pass's block (0, 0), each phase
+// The schedule's arithmetic (64-bit divisions and searches) runs only in the pre-pass's planning block, each phase
 // spread over its threads (plan_pieces).
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -152,7 +153,6 @@ struct streamk_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
-    int32_t whole_units;                    // CTA q runs unit q whole, no stream-K split (hopper_whole_units_fit)
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
     int32_t *flags;                         // [ctas]: SLOT_WAITING, SLOT_PARTIAL or SLOT_EMPTY
@@ -227,10 +227,12 @@ constexpr int32_t SLOT_WAITING = 0;  // the CTA's partial piece, if it has one, 
 constexpr int32_t SLOT_PARTIAL = 1;  // the CTA's partial piece is in its slot
 constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose span covers it skips it
 
-// Block (0, 0) of the pre-pass plans every CTA's pieces in two phases spread over its threads:
+// The pre-pass's planning block plans every CTA's pieces in phases spread over its threads:
+//  0. whether CTA q runs unit q whole (hopper_whole_units_fit): the widest unit's cost, a maximum over the
+//     problems;
 //  1. one thread per CTA boundary q (hopper_cta_begin, a few 64-bit divisions): its position (global memory) and
-//     cost (shared memory). Where the host chose whole units (hopper_whole_units_fit), boundary q is unit q's start
-//     instead, and the end past the last unit;
+//     cost (shared memory). With whole units, boundary q is unit q's start instead, and the end past the last
+//     unit;
 //  2. one thread per CTA q walks its range unit by unit, without divisions or searches, and writes its record
 //     range (first = the unit its range begins in + q: every earlier boundary splits at most one unit), its flag
 //     and one record per piece. Only the range's last piece can be a split unit's first piece; its CTA span ends at
@@ -239,9 +241,17 @@ constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose 
 __device__ __forceinline__ void plan_pieces(const streamk_params &params, const hopper_schedule &s,
                                             int64_t *boundary_costs) {
     const int32_t ctas = params.ctas;
+    __shared__ unsigned long long widest_unit_cost;
+    if (threadIdx.x == 0) widest_unit_cost = 0;
+    __syncthreads();
+    for (int p = threadIdx.x; p < s.count; p += blockDim.x)
+        if (s.prefix[p + 1].units > s.prefix[p].units)  // a unit's base-wide chunk is its widest
+            atomicMax(&widest_unit_cost, (unsigned long long)hopper_problem_shape(&s.problems[p]).full_cost);
+    __syncthreads();
+    const int whole_units = hopper_whole_units_fit(s.total_units, s.total_cost, (int64_t)widest_unit_cost, ctas);
     for (int32_t q = threadIdx.x; q <= ctas; q += blockDim.x) {
         hopper_pos pos = {hopper_unit_end(&s), 0};
-        if (!params.whole_units) pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
+        if (!whole_units) pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
         else if (q < s.total_units) pos.unit = hopper_unit_at(&s, q);
         params.boundaries[q] = pos;
         boundary_costs[q] = hopper_pos_cost(&s, pos);
@@ -297,7 +307,7 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
 // rows. Few groups, little memory, more blocks per SM.
 struct prepass_shared {
     hopper_prefix *prefix;    // [count + 1]
-    int64_t *boundary_costs;  // [ctas + 1], block (0, 0)'s plan_pieces
+    int64_t *boundary_costs;  // [ctas + 1], the planning block's plan_pieces
     hopper_problem *problems; // [count]
     int32_t *row_prefix;      // [count + 1]
     uint8_t *staging;         // [PREPASS_THREADS][TOKEN_ROW_BYTES], 16-byte aligned
@@ -337,7 +347,12 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
     __syncthreads();
     build_prefix(t.problems, t.prefix, t.row_prefix, count);
     const hopper_schedule s = hopper_schedule_attach(t.problems, t.prefix, count, params.ctas);
-    if (blockIdx.x == 0 && blockIdx.y == 0) plan_pieces(params, s, t.boundary_costs);
+    // The plan runs in a block of its own, past the decoded rows, so that no block does both: the grid's time is
+    // then the longer of the plan and the decode, not their sum.
+    if (blockIdx.x == gridDim.x - 1 && blockIdx.y == 0) {
+        plan_pieces(params, s, t.boundary_costs);
+        return;
+    }
     // This block decodes k-block blockIdx.y of PREPASS_THREADS consecutive padded token rows of the call (every
     // problem's slices' chunks, each chunk's rows up to its width), one row per thread: a search in shared memory
     // and 32-bit arithmetic find the row. Its scratch row is at byte `out` (-1: no row, or past its problem's K).
@@ -906,9 +921,11 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     params.weight_maps = reinterpret_cast<CUtensorMap *>(workspace + w.weight_maps);
     params.weight_map = *weight_map;
     params.ctas = ctas;
-    params.whole_units = shape.whole_units;
     // At least one block: block 0 plans the pieces even when there are no tokens to decode.
-    const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS), (unsigned)shape.max_kblocks);
+    // One block per PREPASS_THREADS padded token rows and 64-K block, plus a column whose block (x, 0) plans the
+    // pieces (the others of that column find no rows and leave).
+    const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS + 1),
+                            (unsigned)shape.max_kblocks);
     failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
                            (int)prepass_shared_bytes(num_entries, ctas), stream, params);
     if (failed == cudaSuccess)
