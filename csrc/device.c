@@ -259,12 +259,12 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0, 0};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0};
     if (hopper && cuda->choice == NVFP4_KERNEL_STREAMK && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
          * thread per padded token row (within int32) by one block row per 64-K block (within a grid's y). */
-        int64_t scratch_bytes = 0, units = 0, token_rows = 0, total_cost = 0, max_unit_cost = 0;
+        int64_t scratch_bytes = 0, units = 0, token_rows = 0;
         int32_t max_kblocks = 1;
         for (int32_t i = 0; i < plan->num_entries; i++) {
             const hopper_problem problem = {entries[i].m, entries[i].n, entries[i].k, entries[i].l};
@@ -274,10 +274,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             units += totals.units;
             token_rows += (int64_t)problem.l * shape.tile_width;
             if (shape.kblocks > max_kblocks) max_kblocks = shape.kblocks;
-            total_cost += totals.cost;
-            if (totals.units > 0 && shape.full_cost > max_unit_cost) max_unit_cost = shape.full_cost; /* the widest chunk's */
         }
-        const int whole_units = hopper_whole_units_fit(units, total_cost, max_unit_cost, cuda->multiprocessors[device]);
         if (token_rows <= INT32_MAX && max_kblocks <= NVFP4_STREAMK_MAX_KBLOCKS) {
             config->launch = nvfp4_hopper_streamk_launch;
             config->shape.grid = cuda->multiprocessors[device];
@@ -285,7 +282,6 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             config->shape.schedule_units = units;
             config->shape.token_rows = token_rows > 0 ? token_rows : 1;
             config->shape.max_kblocks = max_kblocks;
-            config->shape.whole_units = whole_units;
             return 0;
         }
     }

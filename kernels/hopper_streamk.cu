@@ -5,8 +5,8 @@
 //    a * sfa * 2^-7, exact, each 64-K block in the K order of weight_k_of_position and laid out so that one
 //    linear bulk copy of a chunk's k-block (width x 128 bytes) lands as wgmma's 128-byte-swizzled B tile. One
 //    thread per scratch row of 128 bytes (a token row's 64-K block: block (x, y) holds k-block y of 256 rows);
-//    every block first builds the schedule's prefix tables in shared memory from the sizes. Block (0, 0) also
-//    plans every CTA's pieces (plan_pieces) and sets the stream-K flags.
+//    every block first builds the schedule's prefix tables in shared memory from the sizes. One more block, past
+//    the rows (last column, row 0), plans every CTA's pieces (plan_pieces) and sets the stream-K flags.
 // 2. streamk_gemm_kernel, persistent (one CTA per SM), runs its CTA's pieces as the pre-pass planned them. Per CTA:
 //     - warp 0, the scheduler: reads the CTA's piece records and hands each piece to the copier and the consumers
 //       through a small ring of descriptors, with the piece's weight tensor map retargeted to its group's b and
@@ -14,9 +14,11 @@
 //     - warp 1, lane 0, the copier: two rings of stages. Per 64-K block one bulk copy of the chunk's decoded token
 //       block (evict-last in L2: every weight tile of the group reads it again) into the token ring; per
 //       WEIGHT_GROUP k-blocks one tensor copy of 128 weight rows x 128 bytes (whole lines, 128-byte swizzle;
-//       evict-first: streamed once) and one bulk copy of their scale atoms into the weight ring. A stage's `full`
-//       mbarrier completes when every byte has landed; it is refilled once `empty` says all eight consumer warps
-//       are done with it. A few dozen instructions a k-block, from a handful of registers.
+//       evict-first: streamed once) and one bulk copy of their scale atoms into the weight ring. The token ring is
+//       one weight stage deep: k-block j of a weight stage goes to token stage j (a stage past a piece's last
+//       k-block completes empty), so the consumers address every token stage and barrier by a constant. A stage's
+//       `full` mbarrier completes when every byte has landed; it is refilled once `empty` says all eight consumer
+//       warps are done with it. A few dozen instructions a k-block, from a handful of registers.
 //     - warps 2-3 leave at once; warpgroup 0 hands registers to the consumers (setmaxnreg).
 //     - warpgroups 1 and 2, the consumers, 64 weight rows each: per k16 step they issue wgmma m64nNk16 (N = the
 //       chunk's width, its rows rounded up to 16) with A from registers, on fragments decoded during the step
@@ -24,12 +26,13 @@
 //       (weight_fragments.cuh). A piece runs in a loop compiled for its N (wgmma_rs.cuh), 15 widths (16 .. 240):
 //       everything that touches the accumulators sits in that one instantiation, which keeps the wgmma
 //       asynchronous; with more than 16 widths in one kernel ptxas serialises every wgmma (C7512).
-//    Where every unit fits one CTA with even costs (hopper_whole_units_fit), CTA q runs unit q whole instead.
+//    Where every unit fits one CTA at a cost near an even share (hopper_whole_units_fit, decided by the pre-pass
+//    from the sizes), CTA q runs unit q whole instead.
 //    A piece that covers its unit's whole K writes c. Otherwise each piece but the unit's first leaves its fp32
 //    accumulators in its CTA's workspace slot and raises its flag; the first piece's CTA (which reaches it last
 //    in its range) adds those partials, then writes c.
 //
-// The schedule's arithmetic (64-bit divisions and searches) runs only in the pre-pass's block (0, 0), each phase
+// The schedule's arithmetic (64-bit divisions and searches) runs only in the pre-pass's planning block, each phase
 // spread over its threads (plan_pieces).
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -53,7 +56,8 @@ constexpr int CONSUMERS = 2;                       // warpgroups
 constexpr int CONSUMER_WARPS = 4 * CONSUMERS;
 constexpr int CONSUMER_THREADS = 128 * CONSUMERS;
 constexpr int THREADS = 128 + CONSUMER_THREADS;
-constexpr int TOKEN_STAGES = 4;                  // token ring: one 64-K block a stage, up to 30 KB (240 rows)
+constexpr int TOKEN_STAGES = 4;                  // token ring: one 64-K block a stage, up to 30 KB (240 rows);
+                                                 // one per k-block of a weight stage (run_copier)
 constexpr int WEIGHT_GROUP = 4;                  // 64-K blocks per weight stage: a row's 128 bytes, one whole line
 constexpr int WEIGHT_STAGES = 4;                 // weight ring (from DRAM: deeper in K than the token ring)
 constexpr int WEIGHT_ROW_BYTES = WEIGHT_GROUP * KBLOCK_BYTES;
@@ -149,7 +153,6 @@ struct streamk_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
-    int32_t whole_units;                    // CTA q runs unit q whole, no stream-K split (hopper_whole_units_fit)
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
     int32_t *flags;                         // [ctas]: SLOT_WAITING, SLOT_PARTIAL or SLOT_EMPTY
@@ -224,10 +227,12 @@ constexpr int32_t SLOT_WAITING = 0;  // the CTA's partial piece, if it has one, 
 constexpr int32_t SLOT_PARTIAL = 1;  // the CTA's partial piece is in its slot
 constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose span covers it skips it
 
-// Block (0, 0) of the pre-pass plans every CTA's pieces in two phases spread over its threads:
+// The pre-pass's planning block plans every CTA's pieces in phases spread over its threads:
+//  0. whether CTA q runs unit q whole (hopper_whole_units_fit): the widest unit's cost, a maximum over the
+//     problems;
 //  1. one thread per CTA boundary q (hopper_cta_begin, a few 64-bit divisions): its position (global memory) and
-//     cost (shared memory). Where the host chose whole units (hopper_whole_units_fit), boundary q is unit q's start
-//     instead, and the end past the last unit;
+//     cost (shared memory). With whole units, boundary q is unit q's start instead, and the end past the last
+//     unit;
 //  2. one thread per CTA q walks its range unit by unit, without divisions or searches, and writes its record
 //     range (first = the unit its range begins in + q: every earlier boundary splits at most one unit), its flag
 //     and one record per piece. Only the range's last piece can be a split unit's first piece; its CTA span ends at
@@ -236,9 +241,17 @@ constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose 
 __device__ __forceinline__ void plan_pieces(const streamk_params &params, const hopper_schedule &s,
                                             int64_t *boundary_costs) {
     const int32_t ctas = params.ctas;
+    __shared__ unsigned long long widest_unit_cost;
+    if (threadIdx.x == 0) widest_unit_cost = 0;
+    __syncthreads();
+    for (int p = threadIdx.x; p < s.count; p += blockDim.x)
+        if (s.prefix[p + 1].units > s.prefix[p].units)  // a unit's base-wide chunk is its widest
+            atomicMax(&widest_unit_cost, (unsigned long long)hopper_problem_shape(&s.problems[p]).full_cost);
+    __syncthreads();
+    const int whole_units = hopper_whole_units_fit(s.total_units, s.total_cost, (int64_t)widest_unit_cost, ctas);
     for (int32_t q = threadIdx.x; q <= ctas; q += blockDim.x) {
         hopper_pos pos = {hopper_unit_end(&s), 0};
-        if (!params.whole_units) pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
+        if (!whole_units) pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
         else if (q < s.total_units) pos.unit = hopper_unit_at(&s, q);
         params.boundaries[q] = pos;
         boundary_costs[q] = hopper_pos_cost(&s, pos);
@@ -294,7 +307,7 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
 // rows. Few groups, little memory, more blocks per SM.
 struct prepass_shared {
     hopper_prefix *prefix;    // [count + 1]
-    int64_t *boundary_costs;  // [ctas + 1], block (0, 0)'s plan_pieces
+    int64_t *boundary_costs;  // [ctas + 1], the planning block's plan_pieces
     hopper_problem *problems; // [count]
     int32_t *row_prefix;      // [count + 1]
     uint8_t *staging;         // [PREPASS_THREADS][TOKEN_ROW_BYTES], 16-byte aligned
@@ -334,7 +347,12 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
     __syncthreads();
     build_prefix(t.problems, t.prefix, t.row_prefix, count);
     const hopper_schedule s = hopper_schedule_attach(t.problems, t.prefix, count, params.ctas);
-    if (blockIdx.x == 0 && blockIdx.y == 0) plan_pieces(params, s, t.boundary_costs);
+    // The plan runs in a block of its own, past the decoded rows, so that no block does both: the grid's time is
+    // then the longer of the plan and the decode, not their sum.
+    if (blockIdx.x == gridDim.x - 1 && blockIdx.y == 0) {
+        plan_pieces(params, s, t.boundary_costs);
+        return;
+    }
     // This block decodes k-block blockIdx.y of PREPASS_THREADS consecutive padded token rows of the call (every
     // problem's slices' chunks, each chunk's rows up to its width), one row per thread: a search in shared memory
     // and 32-bit arithmetic find the row. Its scratch row is at byte `out` (-1: no row, or past its problem's K).
@@ -457,12 +475,13 @@ __device__ __forceinline__ void run_scheduler(const streamk_params &params, shar
 
 // One thread: the copier. Per WEIGHT_GROUP k-blocks of a piece, one tensor copy of 128 weight rows (past K or
 // past b's rows: zeros) and one bulk copy of their scale atoms; per k-block, one bulk copy of the chunk's decoded
-// tokens. Every stage's `full` mbarrier completes when its bytes have landed; it is refilled once `empty` says
+// tokens into the token stage of its place in the weight stage. Every stage's `full` mbarrier completes when its bytes have landed; it is refilled once `empty` says
 // all eight consumer warps are done with it. A few dozen instructions a k-block, all from a handful of registers:
 // one thread issues them, and every clock it spends is one the consumers may wait.
 __device__ __forceinline__ void run_copier(shared_storage &shared) {
     const uint64_t keep = l2_policy_evict_last(), stream = l2_policy_evict_first();
-    ring_cursor slot = {0, 0}, tokens = {0, 0}, weights = {0, 0};
+    ring_cursor slot = {0, 0}, weights = {0, 0};
+    uint32_t token_parity = 0;  // every token stage completes one phase per weight stage
     for (;; slot.advance(PIECE_SLOTS)) {
         barrier_wait(&shared.piece_full[slot.index], slot.parity);
         const piece_desc piece = shared.pieces[slot.index];
@@ -470,9 +489,9 @@ __device__ __forceinline__ void run_copier(shared_storage &shared) {
         if (piece.width == 0) return;
         acquire_tensor_map(piece.weight_map);  // published by the scheduler (release, then the piece's barrier)
         const uint32_t token_bytes = piece.width * TOKEN_ROW_BYTES;
-        for (int kb = piece.kb_begin; kb < piece.kb_end; kb++, tokens.advance(TOKEN_STAGES)) {
-            if ((kb - piece.kb_begin) % WEIGHT_GROUP == 0) {
-                const int kblocks = min(WEIGHT_GROUP, piece.kb_end - kb);
+        for (int kb = piece.kb_begin; kb < piece.kb_end; kb += WEIGHT_GROUP, token_parity ^= 1) {
+            const int kblocks = min(WEIGHT_GROUP, piece.kb_end - kb);
+            {
                 barrier_wait(&shared.weight_empty[weights.index], weights.parity ^ 1);
                 weight_stage &w = shared.weights[weights.index];
                 uint64_t *full = &shared.weight_full[weights.index];
@@ -488,10 +507,18 @@ __device__ __forceinline__ void run_copier(shared_storage &shared) {
                 }
                 weights.advance(WEIGHT_STAGES);
             }
-            barrier_wait(&shared.token_empty[tokens.index], tokens.parity ^ 1);
-            barrier_arrive_expect_bytes(&shared.token_full[tokens.index], token_bytes);
-            bulk_copy_hinted(shared.tokens[tokens.index], piece.tokens + (int64_t)kb * token_bytes, token_bytes,
-                             &shared.token_full[tokens.index], keep);
+            // K-block j of the weight stage goes to token stage j; a stage past the piece's last k-block completes
+            // its phase empty, so that every token stage stays in step with the weight ring.
+            for (int j = 0; j < WEIGHT_GROUP; j++) {
+                barrier_wait(&shared.token_empty[j], token_parity ^ 1);
+                if (j < kblocks) {
+                    barrier_arrive_expect_bytes(&shared.token_full[j], token_bytes);
+                    bulk_copy_hinted(shared.tokens[j], piece.tokens + (int64_t)(kb + j) * token_bytes, token_bytes,
+                                     &shared.token_full[j], keep);
+                } else {
+                    barrier_arrive(&shared.token_full[j]);
+                }
+            }
         }
     }
 }
@@ -500,7 +527,8 @@ __device__ __forceinline__ void run_copier(shared_storage &shared) {
 
 // Where a consumer thread is in the two rings, carried across pieces.
 struct consumer_state {
-    ring_cursor tokens, weights;
+    ring_cursor weights;
+    uint32_t token_parity;  // the token stages' phase: one per weight stage (the copier's token_parity)
 };
 
 // The packed words of the thread's scale group in rows r0 and r0 + 8 of k-block j of a weight stage, and their
@@ -540,6 +568,7 @@ struct weight_reader {
 // the descriptor's low half (its start address) alone; with the 64-bit descriptor ptxas spent ~2 more instructions
 // a step on the carry and register-pair moves.
 constexpr uint32_t STEP_DESCRIPTOR_DELTA = 32 >> 4;
+constexpr uint32_t TOKEN_STAGE_DESCRIPTOR_STEP = (MAX_WIDTH * TOKEN_ROW_BYTES) >> 4;  // one token stage further
 
 template <int N>
 __device__ __forceinline__ void mma_step(float (&acc)[N / 2], const uint32_t (&frag)[4], uint64_t tile, int step) {
@@ -583,55 +612,78 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     uint32_t frag[2][4];
 
     // Weight stage by weight stage: each piece starts a stage, and every stage but a piece's last holds
-    // WEIGHT_GROUP k-blocks, so with the loop over a stage unrolled the slot, the parity of `held` and the stage's
-    // last k-block are known at compile time. Per k-block one token stage. A weight stage is released once its
-    // last k-block's words are in registers; a token stage once the wgmma that read it have finished.
-    ring_cursor tokens = state.tokens, weights = state.weights;
+    // WEIGHT_GROUP k-blocks; k-block j of a weight stage reads token stage j (the copier completes the token stages
+    // past a piece's last k-block empty, and they are released at once). A weight stage is released once its last
+    // k-block's words are in registers; a token stage once the wgmma that read it have finished. The stages with another after
+    // them run first, in a loop where the next k-block's words always exist: with the loop over a stage unrolled,
+    // where they come from is known at compile time and nothing in a k16 step is conditional, so no convergence
+    // barrier sits in the step. The piece's last stage (1 to WEIGHT_GROUP k-blocks) runs after it.
+    static_assert(TOKEN_STAGES == WEIGHT_GROUP, "k-block j of a weight stage reads token stage j");
+    ring_cursor weights = state.weights;
+    uint32_t token_parity = state.token_parity;
     const weight_reader reader(r0, t, weight_rows);
+    // Token stage i's descriptor is stage 0's plus i stages in the start address (its low bits, in 16-byte units:
+    // shared addresses stay far below the field's 2^18 bytes, so nothing carries out of it).
+    const uint64_t token_tile0 = swizzled_tile_descriptor(shared.tokens[0]);
     barrier_wait(&shared.weight_full[weights.index], weights.parity);
     reader.load(shared.weights[weights.index], 0, held[0]);
     weight_fragment(0, held[0].words, held[0].scale_r0, held[0].scale_r1, frag[0]);
-    uint32_t previous = 0;  // the token stage of the k-block before
-    for (int stage_kb = 0; stage_kb < kblocks; stage_kb += WEIGHT_GROUP) {
-        const int in_stage = min(WEIGHT_GROUP, kblocks - stage_kb);
+    // K-block j (0 .. WEIGHT_GROUP - 1) of a weight stage: issue step s on one fragment set; once step s - 1 has
+    // finished, decode step s + 1 into its set. Step 0's wait also frees the token stage of the k-block before
+    // (j - 1, or the last of the stage before; none before a piece's first k-block).
+    auto run_kblock = [&](const weight_words &now, int j, bool has_previous) {
+        const uint64_t tile = token_tile0 + j * TOKEN_STAGE_DESCRIPTOR_STEP;
+        mma_step<N>(acc, frag[0], tile, 0);
+        wgmma_wait<1>();
+        if (has_previous) release(&shared.token_empty[(j + WEIGHT_GROUP - 1) % WEIGHT_GROUP], lane);
+        weight_fragment(1, now.words, now.scale_r0, now.scale_r1, frag[1]);
+        mma_step<N>(acc, frag[1], tile, 1);
+        wgmma_wait<1>();
+        weight_fragment(2, now.words, now.scale_r0, now.scale_r1, frag[0]);
+        mma_step<N>(acc, frag[0], tile, 2);
+        wgmma_wait<1>();
+        weight_fragment(3, now.words, now.scale_r0, now.scale_r1, frag[1]);
+        mma_step<N>(acc, frag[1], tile, 3);
+        wgmma_wait<1>();
+    };
+    int stage_kb = 0;
+    for (; stage_kb + WEIGHT_GROUP < kblocks; stage_kb += WEIGHT_GROUP) {
 #pragma unroll
         for (int j = 0; j < WEIGHT_GROUP; j++) {
-            if (j >= in_stage) break;
             weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
-            barrier_wait(&shared.token_full[tokens.index], tokens.parity);
-            const uint64_t tile = swizzled_tile_descriptor(shared.tokens[tokens.index]);
-            const bool more = stage_kb + j + 1 < kblocks;
-            if (j + 1 < in_stage) {
+            barrier_wait(&shared.token_full[j], token_parity);
+            if (j + 1 < WEIGHT_GROUP) {
                 reader.load(shared.weights[weights.index], j + 1, next);
-            } else {  // the stage's last k-block: its words are in registers
+            } else {  // the stage's last k-block: its words are in registers; the next stage's first follows
                 release(&shared.weight_empty[weights.index], lane);
                 weights.advance(WEIGHT_STAGES);
-                if (more) {
-                    barrier_wait(&shared.weight_full[weights.index], weights.parity);
-                    reader.load(shared.weights[weights.index], 0, next);
-                }
+                barrier_wait(&shared.weight_full[weights.index], weights.parity);
+                reader.load(shared.weights[weights.index], 0, next);
             }
-            // Issue step s on one fragment set; once step s - 1 has finished, decode step s + 1 into its set.
-            mma_step<N>(acc, frag[0], tile, 0);
-            wgmma_wait<1>();
-            if (stage_kb + j > 0) release(&shared.token_empty[previous], lane);
-            previous = tokens.index;
-            tokens.advance(TOKEN_STAGES);
-            weight_fragment(1, now.words, now.scale_r0, now.scale_r1, frag[1]);
-            mma_step<N>(acc, frag[1], tile, 1);
-            wgmma_wait<1>();
-            weight_fragment(2, now.words, now.scale_r0, now.scale_r1, frag[0]);
-            mma_step<N>(acc, frag[0], tile, 2);
-            wgmma_wait<1>();
-            weight_fragment(3, now.words, now.scale_r0, now.scale_r1, frag[1]);
-            mma_step<N>(acc, frag[1], tile, 3);
-            wgmma_wait<1>();
-            if (more) weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
+            run_kblock(now, j, j > 0 || stage_kb > 0);
+            weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
         }
+        token_parity ^= 1;
     }
+    const int in_stage = kblocks - stage_kb;  // 1 .. WEIGHT_GROUP
+#pragma unroll
+    for (int j = 0; j < WEIGHT_GROUP; j++) {
+        barrier_wait(&shared.token_full[j], token_parity);
+        if (j >= in_stage) {  // past the piece's last k-block: the copier completed this stage empty
+            release(&shared.token_empty[j], lane);
+            continue;
+        }
+        weight_words &now = held[j % 2], &next = held[(j + 1) % 2];
+        const bool more = j + 1 < in_stage;
+        if (more) reader.load(shared.weights[weights.index], j + 1, next);
+        else release(&shared.weight_empty[weights.index], lane);  // the piece's last k-block
+        run_kblock(now, j, j > 0 || stage_kb > 0);
+        if (more) weight_fragment(0, next.words, next.scale_r0, next.scale_r1, frag[0]);
+    }
+    weights.advance(WEIGHT_STAGES);
     wgmma_wait<0>();
-    release(&shared.token_empty[previous], lane);
-    state.tokens = tokens;
+    release(&shared.token_empty[in_stage - 1], lane);
+    state.token_parity = token_parity ^ 1;
     state.weights = weights;
 
     // Accumulator d[4i + e]: unit row r0 + 8 * (e / 2), token 8i + 2t + e % 2 (wgmma_rs.cuh). A slot stores them
@@ -706,7 +758,7 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
 
 __device__ __forceinline__ void run_consumer(const streamk_params &params, shared_storage &shared, int consumer,
                                              int thread) {
-    consumer_state state = {{0, 0}, {0, 0}};
+    consumer_state state = {{0, 0}, 0};
     for (ring_cursor slot = {0, 0};; slot.advance(PIECE_SLOTS)) {
         barrier_wait(&shared.piece_full[slot.index], slot.parity);
         const piece_desc piece = shared.pieces[slot.index];
@@ -869,9 +921,11 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     params.weight_maps = reinterpret_cast<CUtensorMap *>(workspace + w.weight_maps);
     params.weight_map = *weight_map;
     params.ctas = ctas;
-    params.whole_units = shape.whole_units;
     // At least one block: block 0 plans the pieces even when there are no tokens to decode.
-    const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS), (unsigned)shape.max_kblocks);
+    // One block per PREPASS_THREADS padded token rows and 64-K block, plus a column whose block (x, 0) plans the
+    // pieces (the others of that column find no rows and leave).
+    const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS + 1),
+                            (unsigned)shape.max_kblocks);
     failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
                            (int)prepass_shared_bytes(num_entries, ctas), stream, params);
     if (failed == cudaSuccess)
