@@ -57,6 +57,7 @@ struct nvfp4_cuda {
     int multiprocessors[MAX_DEVICES];
     nvfp4_kernel_choice choice;
     nvfp4_schedule_memo schedule_memo; /* the Hopper schedule of the last call's shapes */
+    hopper_problem streamk_problems[NVFP4_STREAMK_MAX_GROUPS]; /* the call's sizes, to choose its chunk limit */
     captured_table *captured;
     nvfp4_cuda_stats stats;
 };
@@ -259,15 +260,20 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0, 0};
     if (hopper && cuda->choice == NVFP4_KERNEL_STREAMK && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
          * thread per padded token row (within int32) by one block row per 64-K block (within a grid's y). */
         int64_t scratch_bytes = 0, units = 0, token_rows = 0;
         int32_t max_kblocks = 1;
+        hopper_problem *problems = cuda->streamk_problems;
+        for (int32_t i = 0; i < plan->num_entries; i++)
+            problems[i] = (hopper_problem){entries[i].m, entries[i].n, entries[i].k, entries[i].l, 0};
+        const int32_t chunk_rows = hopper_choose_chunk_rows(problems, plan->num_entries, cuda->multiprocessors[device]);
         for (int32_t i = 0; i < plan->num_entries; i++) {
-            const hopper_problem problem = {entries[i].m, entries[i].n, entries[i].k, entries[i].l};
+            hopper_problem problem = problems[i];
+            problem.chunk_rows = chunk_rows;
             const hopper_prefix totals = hopper_problem_totals(&problem);
             const hopper_shape shape = hopper_problem_shape(&problem);
             scratch_bytes += totals.scratch_bytes;
@@ -282,6 +288,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             config->shape.schedule_units = units;
             config->shape.token_rows = token_rows > 0 ? token_rows : 1;
             config->shape.max_kblocks = max_kblocks;
+            config->shape.chunk_rows = chunk_rows;
             return 0;
         }
     }

@@ -36,15 +36,15 @@ static const shape SHAPES[] = {
 };
 
 /* "m:w+w" per group, e.g. 320:112+112+96; a group without tokens prints 0:-. */
-static void print_chunks(const shape *sh) {
+static void print_chunks(const shape *sh, int32_t limit) {
     int column = 0;
     for (int32_t g = 0; g < sh->groups; g++) {
         char text[64];
         int len = snprintf(text, sizeof text, "%d:", sh->m[g]);
-        const int32_t chunks = hopper_chunks(sh->m[g]);
+        const int32_t chunks = hopper_chunks(sh->m[g], limit);
         if (chunks == 0) len += snprintf(text + len, sizeof text - (size_t)len, "-");
         for (int32_t c = 0; c < chunks; c++)
-            len += snprintf(text + len, sizeof text - (size_t)len, "%s%d", c ? "+" : "", hopper_chunk_width(sh->m[g], c));
+            len += snprintf(text + len, sizeof text - (size_t)len, "%s%d", c ? "+" : "", hopper_chunk_width(sh->m[g], limit, c));
         if (column + len + 1 > 100) printf("\n"), column = 0;
         column += printf("%s%s", column ? " " : "    ", text);
     }
@@ -60,12 +60,9 @@ int main(int argc, char **argv) {
         const shape *sh = &SHAPES[i];
         hopper_problem problems[MAX_GROUPS];
         hopper_prefix prefix[MAX_GROUPS + 1];
-        for (int32_t g = 0; g < sh->groups; g++) {
-            problems[g].m = sh->m[g];
-            problems[g].n = sh->n;
-            problems[g].k = sh->k;
-            problems[g].l = 1;
-        }
+        for (int32_t g = 0; g < sh->groups; g++) problems[g] = (hopper_problem){sh->m[g], sh->n, sh->k, 1, 0};
+        const int32_t chunk_rows = hopper_choose_chunk_rows(problems, sh->groups, ctas);
+        for (int32_t g = 0; g < sh->groups; g++) problems[g].chunk_rows = chunk_rows;
         hopper_schedule s;
         if (hopper_schedule_init(&s, problems, prefix, sh->groups, ctas) != 0) {
             fprintf(stderr, "%s: rejected (P = %d)\n", sh->name, ctas);
@@ -76,8 +73,8 @@ int main(int argc, char **argv) {
                sh->name, sh->groups, sh->n, sh->k, (long long)s.total_units, sh->k / HOPPER_KBLOCK_K,
                (long long)s.total_cost,
                (double)s.total_cost / ctas / (double)hopper_kblock_cost(HOPPER_CHUNK_MAX_ROWS), HOPPER_CHUNK_MAX_ROWS);
-        printf("  chunk widths (m:widths):\n");
-        print_chunks(sh);
+        printf("  chunk widths (m:widths, chunks of at most %d rows: hopper_choose_chunk_rows):\n", chunk_rows);
+        print_chunks(sh, chunk_rows);
         printf("  padding %.4f  cost balance %.4f  MMA balance %.4f (cost model allows %.4f)\n", r.padding,
                r.cost_balance, r.mma_balance, r.mma_balance_bound);
         printf("  pieces %lld  partial pieces %lld  empty CTAs %lld\n", (long long)r.pieces, (long long)r.partial_pieces,

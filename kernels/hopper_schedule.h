@@ -7,7 +7,8 @@
  * CTA and the host get bit-identical answers. The report functions at the end are host-only and use doubles.
  *
  * Work. A problem is one group: l batch slices of c[m, n] = a[m, k] @ b[n, k]^T. Per slice its m token rows split
- * into chunks of at most HOPPER_CHUNK_MAX_ROWS rows (hopper_chunk_*), its n weight rows into tiles of
+ * into chunks of at most chunk_rows rows (hopper_chunk_*; one limit per call, hopper_choose_chunk_rows), its n
+ * weight rows into tiles of
  * HOPPER_WEIGHT_ROWS. A unit is (problem, slice, weight tile, chunk); units are numbered problem-major, then
  * slice, then weight tile, then chunk, so the chunks that share a weight tile run back to back and find it in L2.
  * A unit runs k / HOPPER_KBLOCK_K k-blocks, each with the wgmma width of its chunk (rows rounded up to 16).
@@ -55,6 +56,9 @@
  * each weight once for up to 240 tokens, where chunks of 128 decode it twice and pay each k-block's fixed work
  * twice. */
 #define HOPPER_CHUNK_MAX_ROWS 240
+/* The other chunk limit a call may take (hopper_choose_chunk_rows): where whole units of 240-row chunks leave the
+ * busiest CTA far above an even share, chunks of <= 128 rows cut the widest unit and use more of the CTAs. */
+#define HOPPER_CHUNK_NARROW_ROWS 128
 #define HOPPER_WIDTH_GRANULE 16         /* wgmma n is a multiple of 8; 16 keeps the widths to 16 */
 #define HOPPER_KBLOCK_K NVFP4_K_ALIGN   /* K per k-block, the stream-K granule: one column block of scale atoms */
 #define HOPPER_SCRATCH_ROW_BYTES (HOPPER_KBLOCK_K * 2) /* one token row of one k-block in fp16 */
@@ -79,16 +83,19 @@
 #define HOPPER_SNAP_SHARE_DIVISOR 40
 
 /* One group: l batch slices of m token rows, n weight rows, k (a multiple of HOPPER_KBLOCK_K, at least one
- * k-block); nvfp4_group_entry's m, n, k, l. */
+ * k-block); nvfp4_group_entry's m, n, k, l. chunk_rows, the call's chunk limit, is HOPPER_CHUNK_MAX_ROWS or
+ * HOPPER_CHUNK_NARROW_ROWS, the same for every problem of a call. */
 typedef struct hopper_problem {
     int32_t m, n, k, l;
+    int32_t chunk_rows;
 } hopper_problem;
 
-/* ---- Token chunks: m rows split into hopper_chunks(m) chunks of hopper_chunk_base(m) rows (the last shorter) */
+/* ---- Token chunks: m rows split into hopper_chunks(m, limit) chunks of hopper_chunk_base(m, limit) rows (the
+ * last shorter); limit, a multiple of the granule, is the call's chunk_rows. */
 
-/* Fewest chunks of at most HOPPER_CHUNK_MAX_ROWS rows; 0 for m = 0. */
-static inline NVFP4_HOST_DEVICE int32_t hopper_chunks(int32_t m) {
-    return (int32_t)(((int64_t)m + HOPPER_CHUNK_MAX_ROWS - 1) / HOPPER_CHUNK_MAX_ROWS);
+/* Fewest chunks of at most `limit` rows; 0 for m = 0. */
+static inline NVFP4_HOST_DEVICE int32_t hopper_chunks(int32_t m, int32_t limit) {
+    return (int32_t)(((int64_t)m + limit - 1) / limit);
 }
 
 static inline NVFP4_HOST_DEVICE int32_t hopper_round_width(int64_t rows) {
@@ -96,28 +103,28 @@ static inline NVFP4_HOST_DEVICE int32_t hopper_round_width(int64_t rows) {
 }
 
 /* Rows of every chunk but the last: an even split rounded up to a width, so that only the last chunk can be
- * padded. At most HOPPER_CHUNK_MAX_ROWS (a multiple of the granule); the last chunk is never empty, since
- * (chunks - 1) * HOPPER_CHUNK_MAX_ROWS < m. */
-static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_base(int32_t m) {
+ * padded. At most `limit` (a multiple of the granule); the last chunk is never empty, since
+ * (chunks - 1) * limit < m. */
+static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_base(int32_t m, int32_t limit) {
     /* 32-bit unsigned (m + chunks - 1 < 2^32): a GPU divides those inline, 64-bit ones through a subroutine. */
-    const uint32_t chunks = (uint32_t)hopper_chunks(m);
+    const uint32_t chunks = (uint32_t)hopper_chunks(m, limit);
     return chunks == 0 ? 0 : hopper_round_width(((uint32_t)m + chunks - 1) / chunks);
 }
 
-static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_first_row(int32_t m, int32_t c) {
-    return (int32_t)((int64_t)c * hopper_chunk_base(m));
+static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_first_row(int32_t m, int32_t limit, int32_t c) {
+    return (int32_t)((int64_t)c * hopper_chunk_base(m, limit));
 }
 
 /* Token rows of chunk c: [c * base, min(m, (c + 1) * base)). */
-static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_rows(int32_t m, int32_t c) {
-    const int64_t base = hopper_chunk_base(m), begin = (int64_t)c * base;
+static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_rows(int32_t m, int32_t limit, int32_t c) {
+    const int64_t base = hopper_chunk_base(m, limit), begin = (int64_t)c * base;
     const int64_t end = begin + base < m ? begin + base : m;
     return (int32_t)(end - begin);
 }
 
 /* The wgmma width chunk c runs: its rows rounded up to the granule. */
-static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_width(int32_t m, int32_t c) {
-    return hopper_round_width(hopper_chunk_rows(m, c));
+static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_width(int32_t m, int32_t limit, int32_t c) {
+    return hopper_round_width(hopper_chunk_rows(m, limit, c));
 }
 
 /* Modelled clocks of one k-block of a unit of this width. */
@@ -147,9 +154,9 @@ static inline NVFP4_HOST_DEVICE int64_t hopper_mul(int64_t a, int64_t b) {
 
 static inline NVFP4_HOST_DEVICE hopper_shape hopper_problem_shape(const hopper_problem *p) {
     hopper_shape s;
-    s.chunks = hopper_chunks(p->m);
-    s.base = hopper_chunk_base(p->m);
-    s.last_width = s.chunks == 0 ? 0 : hopper_chunk_width(p->m, s.chunks - 1);
+    s.chunks = hopper_chunks(p->m, p->chunk_rows);
+    s.base = hopper_chunk_base(p->m, p->chunk_rows);
+    s.last_width = s.chunks == 0 ? 0 : hopper_chunk_width(p->m, p->chunk_rows, s.chunks - 1);
     s.tiles = (int32_t)(((int64_t)p->n + HOPPER_WEIGHT_ROWS - 1) / HOPPER_WEIGHT_ROWS);
     s.kblocks = p->k / HOPPER_KBLOCK_K;
     s.slices = p->l;
@@ -188,6 +195,9 @@ static inline NVFP4_HOST_DEVICE int hopper_product_within(int64_t a, int64_t b, 
  * fit: cost within cost_limit, units and scratch bytes within int64. */
 static inline NVFP4_HOST_DEVICE int hopper_problem_fits(const hopper_problem *p, int64_t cost_limit) {
     if (p->m < 0 || p->n < 1 || p->l < 1 || p->k < HOPPER_KBLOCK_K || p->k % HOPPER_KBLOCK_K != 0) return 0;
+    if (p->chunk_rows < HOPPER_WIDTH_GRANULE || p->chunk_rows > HOPPER_CHUNK_MAX_ROWS ||
+        p->chunk_rows % HOPPER_WIDTH_GRANULE != 0)
+        return 0;
     const hopper_shape s = hopper_problem_shape(p);
     return hopper_product_within(s.tiles, s.tile_cost, cost_limit) &&
            hopper_product_within(s.slices, s.slice_cost, cost_limit) &&
@@ -325,11 +335,11 @@ static inline NVFP4_HOST_DEVICE int32_t hopper_unit_kblocks(const hopper_schedul
 }
 
 static inline NVFP4_HOST_DEVICE int32_t hopper_unit_rows(const hopper_schedule *s, hopper_unit u) {
-    return hopper_chunk_rows(s->problems[u.problem].m, u.chunk);
+    return hopper_chunk_rows(s->problems[u.problem].m, s->problems[u.problem].chunk_rows, u.chunk);
 }
 
 static inline NVFP4_HOST_DEVICE int32_t hopper_unit_width(const hopper_schedule *s, hopper_unit u) {
-    return hopper_chunk_width(s->problems[u.problem].m, u.chunk);
+    return hopper_chunk_width(s->problems[u.problem].m, s->problems[u.problem].chunk_rows, u.chunk);
 }
 
 /* ---- Positions and the stream-K boundaries */
@@ -405,6 +415,49 @@ static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_
                                                          int32_t ctas) {
     const int64_t share = total_cost / ctas;
     return units <= ctas && max_unit_cost - share <= share / 2;
+}
+
+/* Modelled time of a call's longest CTA: its costliest unit where every CTA runs one whole unit
+ * (hopper_whole_units_fit), else 1.5 even shares. The same weighing as hopper_whole_units_fit, which prefers
+ * whole units up to 1.5 shares: a split schedule's pieces, partials and fixups cost about that much over the
+ * share it balances. */
+static inline NVFP4_HOST_DEVICE int64_t hopper_makespan_estimate(int64_t units, int64_t total_cost,
+                                                               int64_t max_unit_cost, int32_t ctas) {
+    const int64_t share = total_cost / ctas;
+    return hopper_whole_units_fit(units, total_cost, max_unit_cost, ctas) ? max_unit_cost : share + share / 2;
+}
+
+/* The chunk limit for a call (every problem's chunk_rows; the field is ignored here): HOPPER_CHUNK_NARROW_ROWS
+ * where its modelled makespan is lower, else HOPPER_CHUNK_MAX_ROWS. Wide chunks decode each weight for more
+ * tokens and pay each k-block's fixed cost once, so they win wherever the work is split stream-K; narrow ones
+ * win where whole units of wide chunks leave the busiest CTA far above a share (benchmark spec 4: 96 units of up
+ * to 192 rows on 132 CTAs, 1.44 shares; with <= 128 rows, 128 units of 128, 1.03 shares). Problems of at most
+ * HOPPER_CHUNK_NARROW_ROWS tokens chunk alike under both limits, so calls without larger ones skip the second
+ * evaluation. The sizes must pass hopper_problem_fits; sums wrap like hopper_mul, never trap. */
+static inline NVFP4_HOST_DEVICE int32_t hopper_choose_chunk_rows(const hopper_problem *problems, int32_t count,
+                                                                 int32_t ctas) {
+    int any_large = 0;
+    for (int32_t p = 0; p < count; p++) any_large |= problems[p].m > HOPPER_CHUNK_NARROW_ROWS;
+    if (!any_large) return HOPPER_CHUNK_MAX_ROWS;
+    int64_t estimate[2];
+    const int32_t limits[2] = {HOPPER_CHUNK_MAX_ROWS, HOPPER_CHUNK_NARROW_ROWS};
+    for (int i = 0; i < 2; i++) {
+        uint64_t units = 0, cost = 0;
+        int64_t widest = 0;
+        for (int32_t p = 0; p < count; p++) {
+            hopper_problem problem = problems[p];
+            problem.chunk_rows = limits[i];
+            const hopper_prefix t = hopper_problem_totals(&problem);
+            units += (uint64_t)t.units;
+            cost += (uint64_t)t.cost;
+            if (t.units > 0) { /* a unit's base-wide chunk is its widest */
+                const int64_t full_cost = hopper_problem_shape(&problem).full_cost;
+                if (full_cost > widest) widest = full_cost;
+            }
+        }
+        estimate[i] = hopper_makespan_estimate((int64_t)units, (int64_t)cost, widest, ctas);
+    }
+    return estimate[1] < estimate[0] ? HOPPER_CHUNK_NARROW_ROWS : HOPPER_CHUNK_MAX_ROWS;
 }
 
 /* CTA q's share of the cost starts at q * C / P (q = P: the end). */
@@ -491,7 +544,7 @@ static inline NVFP4_HOST_DEVICE int hopper_walk_next(const hopper_schedule *s, h
     piece->kblocks = p->k / HOPPER_KBLOCK_K;
     piece->kb_begin = w->at.kb;
     piece->kb_end = w->at.unit.index == w->end.unit.index ? w->end.kb : piece->kblocks;
-    piece->rows = hopper_chunk_rows(p->m, w->at.unit.chunk);
+    piece->rows = hopper_chunk_rows(p->m, p->chunk_rows, w->at.unit.chunk);
     piece->width = hopper_round_width(piece->rows);
     piece->is_first = piece->kb_begin == 0;
     piece->is_complete = piece->is_first && piece->kb_end == piece->kblocks;
@@ -546,9 +599,9 @@ static inline hopper_report hopper_schedule_report(const hopper_schedule *s) {
     }
     double best_ratio = 0; /* most MMA work per unit of cost, over the units' widths */
     for (int32_t p = 0; p < s->count; p++) {
-        const int32_t m = s->problems[p].m, chunks = hopper_chunks(m);
+        const int32_t m = s->problems[p].m, limit = s->problems[p].chunk_rows, chunks = hopper_chunks(m, limit);
         for (int32_t c = chunks > 2 ? chunks - 2 : 0; c < chunks; c++) { /* chunks before the last share a width */
-            const int32_t width = hopper_chunk_width(m, c);
+            const int32_t width = hopper_chunk_width(m, limit, c);
             const double ratio = width / (double)hopper_kblock_cost(width);
             if (ratio > best_ratio) best_ratio = ratio;
         }

@@ -153,6 +153,7 @@ struct streamk_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
+    int32_t chunk_rows;                     // the call's chunk limit (hopper_choose_chunk_rows)
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
     int32_t *flags;                         // [ctas]: SLOT_WAITING, SLOT_PARTIAL or SLOT_EMPTY
@@ -342,7 +343,7 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
     const prepass_shared t = carve_prepass_shared(dynamic_shared, count, params.ctas);
     for (int p = threadIdx.x; p < count; p += blockDim.x) {
         const nvfp4_group_entry &g = entry_of(params, p);
-        t.problems[p] = hopper_problem{g.m, g.n, g.k, g.l};
+        t.problems[p] = hopper_problem{g.m, g.n, g.k, g.l, params.chunk_rows};
     }
     __syncthreads();
     build_prefix(t.problems, t.prefix, t.row_prefix, count);
@@ -381,8 +382,8 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
             out = t.prefix[lo].scratch_bytes + slice * sh.slice_scratch +
                   ((int64_t)chunk * sh.base * sh.kblocks + (int64_t)kb * width + chunk_row) * TOKEN_ROW_BYTES;
             const nvfp4_group_entry &g = entry_of(params, lo);
-            if (chunk_row < hopper_chunk_rows(g.m, chunk)) {
-                const int token = hopper_chunk_first_row(g.m, chunk) + chunk_row;
+            if (chunk_row < hopper_chunk_rows(g.m, params.chunk_rows, chunk)) {
+                const int token = hopper_chunk_first_row(g.m, params.chunk_rows, chunk) + chunk_row;
                 const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
                 const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)),
                                          __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
@@ -717,7 +718,7 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     // Write c, EPILOGUE_TOKENS tokens at a time: staged as [token][weight row] so that a c row is contiguous.
     uint8_t *staging = shared.epilogue[consumer];
     uint8_t *c = g.c + piece.slice * g.c_batch_stride;
-    const int token0 = hopper_chunk_first_row(g.m, piece.chunk);
+    const int token0 = hopper_chunk_first_row(g.m, params.chunk_rows, piece.chunk);
     const int col0 = n0 + consumer * CONSUMER_ROWS;
     const bool wide_stores = g.c_row_stride % 16 == 0 && reinterpret_cast<uintptr_t>(c) % 16 == 0;
 #pragma unroll
@@ -903,6 +904,7 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     streamk_params params;  // entries past those copied stay unwritten: never read
     params.device_table = device_table;
     params.num_entries = num_entries;
+    params.chunk_rows = shape.chunk_rows;
     if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
     const int ctas = shape.grid;
     const workspace_layout w = layout_for(shape);

@@ -27,6 +27,7 @@ typedef struct nvfp4_launch_shape {
     int64_t schedule_units;      /* stream-K Hopper kernel: its schedule's units (hopper_schedule.h) */
     int64_t token_rows;          /* stream-K Hopper kernel: padded token rows, >= 1 (the pre-pass's grid) */
     int32_t max_kblocks;         /* stream-K Hopper kernel: the most 64-K blocks of any group */
+    int32_t chunk_rows;          /* stream-K Hopper kernel: the call's chunk limit (hopper_choose_chunk_rows) */
 } nvfp4_launch_shape;
 
 /* Each enqueues its kernel on stream (a cudaStream_t). The table is either host_entries (num_entries <=

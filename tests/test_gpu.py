@@ -113,15 +113,17 @@ def test_edge_shapes(m, n, k):
 # Shapes for the stream-K schedule's cases (ordinary calls for the other families). On an H200's 132 SMs,
 # hopper_schedule.h gives: "split", 64 units split over the CTAs (189 pieces, 125 of them partial) with pieces of
 # every k-block count modulo 4 and a 241-token group in two chunks; "uneven", 128 units of uneven cost, split too;
-# "whole", 100 even units of 13 k-blocks, one per CTA.
+# "whole", 100 even units of 13 k-blocks, one per CTA; "narrow", chunks of at most 128 rows (300 tokens as
+# 112 + 112 + 76), 128 whole units (hopper_choose_chunk_rows).
 STREAMK_SCHEDULES = [
     ([240, 17, 241], [4096, 2048, 1024], [1088, 704, 1216]),
     ([8, 100, 33, 64], [7168, 4096, 2048, 3072], [192, 448, 320, 1984]),
     ([128], [12800], [832]),
+    ([300, 100], [4096, 4096], [576, 576]),
 ]
 
 
-@pytest.mark.parametrize("spec", STREAMK_SCHEDULES, ids=["split", "uneven", "whole"])
+@pytest.mark.parametrize("spec", STREAMK_SCHEDULES, ids=["split", "uneven", "whole", "narrow"])
 def test_streamk_schedule_cases(spec):
     m, n, k = spec
     run_checked(generate_input(m, n, k, seed=sum(m), full_range=True))
