@@ -261,7 +261,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
         return -1;
     config->launch = nvfp4_portable_launch;
     config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0, 0};
-    if (hopper && cuda->choice == NVFP4_KERNEL_STREAMK && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
+    if (hopper && cuda->choice == NVFP4_KERNEL_AUTO && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
          * thread per padded token row (within int32) by one block row per 64-K block (within a grid's y). */

@@ -43,9 +43,11 @@ void nvfp4_cuda_destroy(nvfp4_cuda *cuda);
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 
 /* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
-/* Which kernel family runs: on compute capability 9.0 the Hopper kernel (auto) or the stream-K Hopper kernel
- * (streamk), the portable kernel everywhere else; portable forces the portable kernel everywhere. */
-typedef enum nvfp4_kernel_choice { NVFP4_KERNEL_AUTO, NVFP4_KERNEL_PORTABLE, NVFP4_KERNEL_STREAMK } nvfp4_kernel_choice;
+/* Which kernel family runs. auto: on compute capability 9.0 the stream-K Hopper kernel (hopper_streamk.cu), or
+ * the per-tile Hopper kernel (hopper_gemm.cu) for a call past the stream-K kernel's limits (launchers.h); the
+ * portable kernel everywhere else. tiled: the per-tile Hopper kernel on 9.0 for every call (comparisons, until it
+ * is removed). portable: the portable kernel everywhere. */
+typedef enum nvfp4_kernel_choice { NVFP4_KERNEL_AUTO, NVFP4_KERNEL_PORTABLE, NVFP4_KERNEL_TILED } nvfp4_kernel_choice;
 void nvfp4_cuda_choose_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice);
 
 /* How a planned call runs: the kernel family for its device and the shape of the launch. */

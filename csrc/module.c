@@ -339,15 +339,15 @@ static PyObject *stats(PyObject *module, PyObject *unused) {
                          (unsigned long long)s.portable_launches);
 }
 
-/* "auto" (the Hopper kernel on compute capability 9.0, else the portable one), "portable" (everywhere) or
- * "streamk" (the stream-K Hopper kernel on compute capability 9.0, else the portable one). */
+/* "auto" (the stream-K Hopper kernel on compute capability 9.0, else the portable one), "portable" (everywhere) or
+ * "tiled" (the per-tile Hopper kernel on compute capability 9.0, else the portable one): nvfp4_kernel_choice. */
 static int set_kernel_choice(module_state *st, const char *choice) {
     nvfp4_kernel_choice kernel;
     if (strcmp(choice, "auto") == 0) kernel = NVFP4_KERNEL_AUTO;
     else if (strcmp(choice, "portable") == 0) kernel = NVFP4_KERNEL_PORTABLE;
-    else if (strcmp(choice, "streamk") == 0) kernel = NVFP4_KERNEL_STREAMK;
+    else if (strcmp(choice, "tiled") == 0) kernel = NVFP4_KERNEL_TILED;
     else {
-        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\", \"portable\" or \"streamk\", got \"%.50s\"",
+        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\", \"portable\" or \"tiled\", got \"%.50s\"",
                      choice);
         return -1;
     }
@@ -403,7 +403,8 @@ static PyMethodDef module_methods[] = {
      "cost of parsing, validation, the table and the launch configuration)."},
     {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path and kernel family."},
     {"_set_kernel", set_kernel, METH_O,
-     "_set_kernel(\"auto\" | \"portable\"): which kernel family runs from now on (NVFP4_KERNEL sets it at import)."},
+     "_set_kernel(\"auto\" | \"portable\" | \"tiled\"): which kernel family runs from now on (NVFP4_KERNEL sets it at\n"
+     "import)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,7 @@
 
     python3 dev/family_harness.py [FAMILY] [--extras]
 
-FAMILY is what `_C._set_kernel` takes (default "streamk"). The four benchmark specs with 15 fresh input sets each
+FAMILY is what `_C._set_kernel` takes (default "auto"). The four benchmark specs with 15 fresh input sets each
 (and, with --extras, bench.py's two MoE extras with 5 sets each), timed by bench.py's harness_time: synchronize,
 flush L2, all sets back to back between two events, repeated 10-60 times. Prints one line: the times in us and the
 specs' geomean. Outputs are not checked here (the GPU tests and bench.py check them); a quick way to compare
@@ -28,7 +28,7 @@ EXTRA_SETS = 5
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("family", nargs="?", default="streamk")
+    parser.add_argument("family", nargs="?", default="auto")
     parser.add_argument("--extras", action="store_true", help="also the MoE extras (G=32, G=64)")
     args = parser.parse_args()
     _C._set_kernel(args.family)

@@ -26,7 +26,7 @@ SM_CLOCK_GHZ = 1.98  # what nvidia-smi reports on the H200 under this load
 
 
 def main():
-    _C._set_kernel("streamk")
+    _C._set_kernel("auto")
     widths = [int(x) for x in (sys.argv[1] if len(sys.argv) > 1 else "32,64,96,128").split(",")]
     for m in widths:
         data = inputs.generate_input([m], [N], [K], 1, seed=m, device="cuda")

@@ -23,7 +23,7 @@ CASES = [
 
 def main():
     failures = 0
-    for kernel in ("auto", "portable", "streamk"):  # on an H100/H200: the Hopper kernels, then the portable one
+    for kernel in ("auto", "portable", "tiled"):  # on an H100/H200: stream-K, portable, then the per-tile kernel
         _C._set_kernel(kernel)
         for i, case in enumerate(CASES):
             data = generate_input(case["m"], case["n"], case["k"], l=case.get("l", 1), seed=i, full_range=True)
