@@ -45,7 +45,6 @@ CXX_SOURCES = ["csrc/torch_bridge.cpp"]
 # (source, default targets, environment variable that replaces them)
 CUDA_SOURCES = [
     ("kernels/portable_gemm.cu", PORTABLE_GENCODE, "NVFP4_GENCODE"),
-    ("kernels/hopper_gemm.cu", HOPPER_GENCODE, "NVFP4_HOPPER_GENCODE"),
     ("kernels/hopper_streamk.cu", HOPPER_GENCODE, "NVFP4_HOPPER_GENCODE"),
 ]
 

@@ -8,7 +8,7 @@
    dequantized beforehand (one CUDA graph per set) and, with --emulation, a torch emulation. Speed of light is the
    larger of two floors, printed beside it: FLOPs at the fp16 tensor rate and the fewest bytes at HBM bandwidth.
 2. Host time per call with the GPU kept busy by torch.cuda._sleep, so no launch ever waits for the GPU, on every
-   spec and extra, for the default kernel and (on Hopper) the per-tile one, next to that kernel's GPU time:
+   spec and extra, for the default kernel, next to its GPU time:
    custom_kernel, the bare launch, and (spec 1 and the G=64 extra) a model of the old Python hot path: the Python
    and torch work it did each call to build the group table on the device, followed by the bare launch of the same
    call (old_python_hot_path says exactly what it runs).
@@ -585,9 +585,8 @@ def host_inputs(data_module):
         yield name, name, data, name.startswith("G=64")
 
 
-# The kernel families whose host path is timed, with the GPU table's label for each. The per-tile family runs only
-# on Hopper (elsewhere forcing it runs the portable kernel, whose host path "ours" already times).
-HOST_FAMILIES = [("auto", "ours"), ("tiled", "per-tile Hopper kernel (forced)")]
+# The kernel families whose host path is timed, with the GPU table's label for each.
+HOST_FAMILIES = [("auto", "ours")]
 
 
 def host_section(settings, C, packages, results):
@@ -599,8 +598,7 @@ def host_section(settings, C, packages, results):
     results["old_python_hot_path_model"] = OLD_PATH_MODEL
     inline_capacity = getattr(C, "INLINE_CAPACITY", 30)
     calls, repeats = settings["host_calls"], settings["host_repeats"]
-    hopper = torch.cuda.get_device_capability() == (9, 0)
-    families = HOST_FAMILIES if hopper else HOST_FAMILIES[:1]
+    families = HOST_FAMILIES
     for name, spec, data, model_old_path in host_inputs(data_module):
         nonempty = sum(1 for m, _, _, _ in data[3] if m > 0)
         ring = nonempty > inline_capacity
@@ -781,7 +779,6 @@ def main():
 
     kernels = [
         ("ours", nvfp4_group_gemm.custom_kernel),
-        ("per-tile Hopper kernel (forced)", forced("tiled")),
         ("portable kernel (forced)", forced("portable")),
     ]
     variants = [kernel_variant(label, fn, reference, data_module) for label, fn in kernels]

@@ -9,10 +9,10 @@
  * A graph capture cannot use the ring (a replay would read whatever the slot holds by then), so a
  * captured call gets buffers of its own that live as long as the module.
  *
- * Kernel family: the Hopper kernel (sm_90a machine code only) on devices of compute capability 9.0,
- * the portable one everywhere else or when the module forces it; a device's capability and SM count are
- * asked once. The Hopper kernel's units and token tile come from the planner's schedule
- * (nvfp4_schedule_units_memo), which rewrites the table's tile_start before the table travels.
+ * Kernel family: the stream-K Hopper kernel (sm_90a machine code only) on devices of compute capability 9.0,
+ * the portable one everywhere else, when the module forces it, or for a call past the stream-K kernel's limits
+ * (launchers.h); a device's capability and SM count are asked once. The stream-K kernel plans its own schedule
+ * on the GPU (hopper_schedule.h); the host sizes its token scratch and chooses the call's chunk limit.
  */
 #include "device.h"
 
@@ -56,7 +56,6 @@ struct nvfp4_cuda {
     int capability[MAX_DEVICES]; /* major * 10 + minor; 0 until first asked */
     int multiprocessors[MAX_DEVICES];
     nvfp4_kernel_choice choice;
-    nvfp4_schedule_memo schedule_memo; /* the Hopper schedule of the last call's shapes */
     hopper_problem streamk_problems[NVFP4_STREAMK_MAX_GROUPS]; /* the call's sizes, to choose its chunk limit */
     captured_table *captured;
     nvfp4_cuda_stats stats;
@@ -174,11 +173,6 @@ fail:
     return -1;
 }
 
-/* The Hopper kernel's persistent grid: one CTA per SM, fewer when there are fewer units. */
-static int32_t hopper_grid(const nvfp4_cuda *cuda, int32_t device, int32_t units) {
-    return units < cuda->multiprocessors[device] ? units : cuda->multiprocessors[device];
-}
-
 /* Whether the Hopper kernel runs on `device`: compute capability 9.0 and not forced off. The device's
  * capability and SM count are asked once. */
 static int runs_hopper(nvfp4_cuda *cuda, int32_t device, int *hopper, char *message, size_t message_size) {
@@ -204,8 +198,7 @@ static int check_device_index(int32_t device, char *message, size_t message_size
 }
 
 static void count_launch(nvfp4_cuda *cuda, nvfp4_launch_fn launch) {
-    if (launch == nvfp4_hopper_launch) cuda->stats.hopper_launches++;
-    else if (launch == nvfp4_hopper_streamk_launch) cuda->stats.streamk_launches++;
+    if (launch == nvfp4_hopper_streamk_launch) cuda->stats.streamk_launches++;
     else cuda->stats.portable_launches++;
 }
 
@@ -260,8 +253,8 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, NVFP4_TILE_M, plan->total_tiles, device, 0, 0, 0, 0, 0};
-    if (hopper && cuda->choice == NVFP4_KERNEL_AUTO && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0};
+    if (hopper && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
          * thread per padded token row (within int32) by one block row per 64-K block (within a grid's y). */
@@ -291,14 +284,6 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             config->shape.chunk_rows = chunk_rows;
             return 0;
         }
-    }
-    if (hopper) {
-        const nvfp4_schedule schedule = nvfp4_schedule_units_memo(&cuda->schedule_memo, entries, plan->num_entries,
-                                                                  cuda->multiprocessors[device]);
-        config->launch = nvfp4_hopper_launch;
-        config->shape.units = schedule.units;
-        config->shape.token_tile = schedule.token_tile;
-        config->shape.grid = hopper_grid(cuda, device, schedule.units);
     }
     return 0;
 }

@@ -20,7 +20,6 @@ typedef struct nvfp4_cuda_stats {
     uint64_t ring_launches;      /* table copied through the pinned ring */
     uint64_t ring_waits;         /* ring slots that were still in use and had to be waited for */
     uint64_t captured_tables;    /* tables given their own buffers because a graph capture holds them */
-    uint64_t hopper_launches;    /* launches of the sm_90a kernel */
     uint64_t streamk_launches;   /* launches of the stream-K sm_90a kernel */
     uint64_t portable_launches;  /* launches of the portable kernel */
 } nvfp4_cuda_stats;
@@ -43,11 +42,10 @@ void nvfp4_cuda_destroy(nvfp4_cuda *cuda);
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 
 /* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
-/* Which kernel family runs. auto: on compute capability 9.0 the stream-K Hopper kernel (hopper_streamk.cu), or
- * the per-tile Hopper kernel (hopper_gemm.cu) for a call past the stream-K kernel's limits (launchers.h); the
- * portable kernel everywhere else. tiled: the per-tile Hopper kernel on 9.0 for every call (comparisons, until it
- * is removed). portable: the portable kernel everywhere. */
-typedef enum nvfp4_kernel_choice { NVFP4_KERNEL_AUTO, NVFP4_KERNEL_PORTABLE, NVFP4_KERNEL_TILED } nvfp4_kernel_choice;
+/* Which kernel family runs. auto: on compute capability 9.0 the stream-K Hopper kernel (hopper_streamk.cu), except
+ * for a call past its limits (launchers.h); the portable kernel for those and everywhere else. portable: the
+ * portable kernel everywhere. */
+typedef enum nvfp4_kernel_choice { NVFP4_KERNEL_AUTO, NVFP4_KERNEL_PORTABLE } nvfp4_kernel_choice;
 void nvfp4_cuda_choose_kernel(nvfp4_cuda *cuda, nvfp4_kernel_choice choice);
 
 /* How a planned call runs: the kernel family for its device and the shape of the launch. */
@@ -56,9 +54,8 @@ typedef struct nvfp4_launch_config {
     nvfp4_launch_shape shape;
 } nvfp4_launch_config;
 
-/* Chooses the kernel family for device plan->device_index and its launch shape. For the Hopper kernel this
- * is its schedule (nvfp4_schedule_units_memo: the cost model, unless the last call had the same shapes),
- * which rewrites the entries' tile_start for its units. Part of planning a call: nothing is enqueued.
+/* Chooses the kernel family for device plan->device_index and its launch shape (for the stream-K kernel its
+ * token scratch and chunk limit, hopper_schedule.h). Part of planning a call: nothing is enqueued.
  * Returns 0, or -1 with the error written to message. */
 int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvfp4_plan *plan,
                          nvfp4_launch_config *config, char *message, size_t message_size);

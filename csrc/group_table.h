@@ -41,41 +41,18 @@ typedef struct nvfp4_group_entry {
     int32_t tile_start;          /* this group's first work item in the launch (what it counts: below) */
 } nvfp4_group_entry;
 
-/* What tile_start counts depends on the kernel family that runs the table:
- *  - the planner writes it in output tiles of NVFP4_TILE_M rows of a (tokens) by NVFP4_TILE_N rows of b
- *    (weights), M first, per batch slice (plan.total_tiles counts the same tiles). These are the portable
- *    kernel's work: one CTA per tile, each finding its tile from tile_start (locate_tile).
- *  - for the Hopper kernel, nvfp4_cuda_configure runs the schedule (planner.h), which rewrites tile_start
- *    in that kernel's units before the table travels: NVFP4_TILE_N weight rows by one token tile of the
- *    call's token_tile (below), so a group of m tokens has ceil(m / token_tile) units per weight tile and
- *    batch slice, no more than its 64-row tiles. NVFP4_TILE_M plays no part there.
- * The planner's bound on the tile count (INT32_MAX) therefore bounds the unit count too. */
+/* tile_start counts output tiles of NVFP4_TILE_M rows of a (tokens) by NVFP4_TILE_N rows of b (weights), M first,
+ * per batch slice (plan.total_tiles counts the same tiles): the portable kernel's work, one CTA per tile, each
+ * finding its tile from tile_start (locate_tile). The stream-K Hopper kernel does not read it: it plans its units
+ * from the sizes (kernels/hopper_schedule.h). */
 #define NVFP4_TILE_M 64
 #define NVFP4_TILE_N 128
-
-/* The Hopper kernel's work unit: NVFP4_TILE_N weight rows by a token tile of at most `token_tile` rows
- * (NVFP4_MIN_TOKEN_TILE .. NVFP4_MAX_TOKEN_TILE, a multiple of 32, chosen per call by the planner). A group of
- * m tokens splits into ceil(m / token_tile) tiles of nvfp4_token_tile_rows rows each (the last one shorter):
- * the rows spread evenly, rounded up to 8 (wgmma's n granularity), so m = 76 runs as one tile of 80 rows. The
- * planner counts units and the kernel finds them with these same two functions. */
-#define NVFP4_MIN_TOKEN_TILE 64
-#define NVFP4_MAX_TOKEN_TILE 192
 
 #ifdef __CUDACC__
 #define NVFP4_HOST_DEVICE __host__ __device__
 #else
 #define NVFP4_HOST_DEVICE
 #endif
-
-static inline NVFP4_HOST_DEVICE int32_t nvfp4_token_tiles(int32_t m, int32_t token_tile) {
-    return (m + token_tile - 1) / token_tile;
-}
-
-static inline NVFP4_HOST_DEVICE int32_t nvfp4_token_tile_rows(int32_t m, int32_t token_tile) {
-    const int32_t tiles = nvfp4_token_tiles(m, token_tile);
-    const int32_t rows = tiles == 1 ? m : (m + tiles - 1) / tiles; /* one tile, the common case: no division */
-    return (rows + 7) / 8 * 8;
-}
 
 /* Most groups whose table travels by value inside the kernel parameters (4 KB). */
 #define NVFP4_INLINE_CAPACITY 30

@@ -267,7 +267,7 @@ static PyObject *custom_kernel(PyObject *module, PyObject *data) { return run_ca
 
 #define PREPARED_CAPSULE "nvfp4_group_gemm.prepared"
 
-/* A call planned and configured once (the Hopper schedule included), so that _launch_prepared times the
+/* A call planned and configured once (its launch shape included), so that _launch_prepared times the
  * launch alone. It holds a reference to the call's data, so the tensors whose addresses the table holds
  * live as long as it does. */
 typedef struct prepared_call {
@@ -331,23 +331,21 @@ static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
 static PyObject *stats(PyObject *module, PyObject *unused) {
     (void)unused;
     nvfp4_cuda_stats s = nvfp4_cuda_get_stats(get_state(module)->cuda);
-    return Py_BuildValue("{sKsKsKsKsKsKsK}", "inline_launches", (unsigned long long)s.inline_launches,
+    return Py_BuildValue("{sKsKsKsKsKsK}", "inline_launches", (unsigned long long)s.inline_launches,
                          "ring_launches", (unsigned long long)s.ring_launches, "ring_waits",
                          (unsigned long long)s.ring_waits, "captured_tables", (unsigned long long)s.captured_tables,
-                         "hopper_launches", (unsigned long long)s.hopper_launches, "streamk_launches",
-                         (unsigned long long)s.streamk_launches, "portable_launches",
+                         "streamk_launches", (unsigned long long)s.streamk_launches, "portable_launches",
                          (unsigned long long)s.portable_launches);
 }
 
-/* "auto" (the stream-K Hopper kernel on compute capability 9.0, else the portable one), "portable" (everywhere) or
- * "tiled" (the per-tile Hopper kernel on compute capability 9.0, else the portable one): nvfp4_kernel_choice. */
+/* "auto" (the stream-K Hopper kernel on compute capability 9.0, else the portable one) or "portable" (everywhere):
+ * nvfp4_kernel_choice. */
 static int set_kernel_choice(module_state *st, const char *choice) {
     nvfp4_kernel_choice kernel;
     if (strcmp(choice, "auto") == 0) kernel = NVFP4_KERNEL_AUTO;
     else if (strcmp(choice, "portable") == 0) kernel = NVFP4_KERNEL_PORTABLE;
-    else if (strcmp(choice, "tiled") == 0) kernel = NVFP4_KERNEL_TILED;
     else {
-        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\", \"portable\" or \"tiled\", got \"%.50s\"",
+        PyErr_Format(PyExc_ValueError, "kernel choice: expected \"auto\" or \"portable\", got \"%.50s\"",
                      choice);
         return -1;
     }
@@ -403,8 +401,7 @@ static PyMethodDef module_methods[] = {
      "cost of parsing, validation, the table and the launch configuration)."},
     {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path and kernel family."},
     {"_set_kernel", set_kernel, METH_O,
-     "_set_kernel(\"auto\" | \"portable\" | \"tiled\"): which kernel family runs from now on (NVFP4_KERNEL sets it at\n"
-     "import)."},
+     "_set_kernel(\"auto\" | \"portable\"): which kernel family runs from now on (NVFP4_KERNEL sets it at import)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -57,38 +57,6 @@ void nvfp4_planner_start(nvfp4_planner *planner, nvfp4_group_entry *entries);
 nvfp4_status nvfp4_planner_add(nvfp4_planner *planner, const nvfp4_group_input *group, nvfp4_error *error);
 nvfp4_status nvfp4_planner_finish(nvfp4_planner *planner, nvfp4_plan *plan, nvfp4_error *error);
 
-/* The Hopper kernel's schedule: units of NVFP4_TILE_N weight rows by at most token_tile token rows
- * (group_table.h), counted in the table's tile_start fields. */
-typedef struct nvfp4_schedule {
-    int32_t token_tile;
-    int32_t units;
-} nvfp4_schedule;
-
-/* Chooses the token tile (192, 128, 96 or 64) whose modelled time on `multiprocessors` SMs is least, keyed
- * on the call's shape (tokens per group, weight tiles, K, unit count against SM count), then rewrites
- * every entry's tile_start for it. Entries come from a successful plan. */
-nvfp4_schedule nvfp4_schedule_units(nvfp4_group_entry *entries, int32_t count, int32_t multiprocessors);
-
-/* The last schedule chosen, keyed on everything the choice depends on: the SM count and every group's
- * (M, N, K, L). Calls of the same shapes (a benchmark's input sets, a serving loop at a steady batch) then
- * skip the cost model. Calls of more than NVFP4_SCHEDULE_MEMO_GROUPS groups are not remembered. */
-#define NVFP4_SCHEDULE_MEMO_GROUPS NVFP4_INLINE_CAPACITY
-
-typedef struct nvfp4_schedule_memo {
-    int32_t count;               /* 0: empty */
-    int32_t multiprocessors;
-    int32_t token_tile;
-    int32_t shapes[NVFP4_SCHEDULE_MEMO_GROUPS][4];
-} nvfp4_schedule_memo;
-
-/* nvfp4_schedule_units, with the choice of token tile taken from `memo` when the shapes match it and stored
- * in it otherwise. Same result as nvfp4_schedule_units. */
-nvfp4_schedule nvfp4_schedule_units_memo(nvfp4_schedule_memo *memo, nvfp4_group_entry *entries, int32_t count,
-                                         int32_t multiprocessors);
-
-/* Rewrites tile_start for units of at most token_tile token rows; returns the number of units. */
-int32_t nvfp4_count_units(nvfp4_group_entry *entries, int32_t count, int32_t token_tile);
-
 /* Blocks of the blocked scale layout that `rows` rows and `k` elements of K need (ceil(rows/128), ceil(k/64)). */
 int64_t nvfp4_scale_rowblocks(int64_t rows);
 int64_t nvfp4_scale_kblocks(int64_t k);

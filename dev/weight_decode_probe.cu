@@ -1,4 +1,4 @@
-// weight_decode_probe.cu: the steady state of the other Hopper layout, the roles of kernels/hopper_gemm.cu
+// weight_decode_probe.cu: the steady state of the other Hopper layout, the roles of the per-tile Hopper kernel
 // swapped: tokens on wgmma's register side, weights decoded once into shared memory on the n side. Measures
 // clocks per 64-K block against the tensor floor, and counts wrong accumulators. Per CTA (one per SM, every
 // SM busy), per 64-K block:

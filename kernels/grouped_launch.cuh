@@ -18,9 +18,7 @@ template <int CAPACITY>
 struct grouped_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
-    int32_t total_tiles;         // tiles (portable) or units (Hopper): what tile_start counts
-    int32_t token_tile;          // Hopper: most token rows per unit
-    CUtensorMap tensor_map;      // Hopper: the template its per-unit tensor maps start from (hopper_gemm.cu)
+    int32_t total_tiles;         // what tile_start counts
     nvfp4_group_entry entries[CAPACITY];
 };
 static_assert(sizeof(grouped_params<LARGE_TABLE>) <= 4096, "the by-value table must fit the 4 KB parameter space");
@@ -142,7 +140,7 @@ int launch_with_capacity(const nvfp4_group_entry *host_entries, const nvfp4_grou
                          int32_t num_entries, const nvfp4_launch_shape &shape, cudaStream_t stream) {
     grouped_params<CAPACITY> params;  // entries past those copied stay unwritten: never read
     params.device_table = device_table, params.num_entries = num_entries;
-    params.total_tiles = shape.units, params.token_tile = shape.token_tile;
+    params.total_tiles = shape.units;
     if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
     const cudaError_t failed = Family<CAPACITY>::launch(params, shape, stream);
     return failed != cudaSuccess ? failed : cudaGetLastError();

@@ -1,4 +1,4 @@
-/* launchers.h: C interface of the kernel families (portable_gemm.cu, hopper_gemm.cu), for
+/* launchers.h: C interface of the kernel families (portable_gemm.cu, hopper_streamk.cu), for
  * csrc/device.c. Free of CUDA types. */
 #ifndef NVFP4_LAUNCHERS_H
 #define NVFP4_LAUNCHERS_H
@@ -14,13 +14,11 @@
 extern "C" {
 #endif
 
-/* What one launch covers. The portable kernel runs one CTA per NVFP4_TILE_M x NVFP4_TILE_N tile (units
- * of them, token_tile and grid unused); the Hopper kernel runs `grid` persistent CTAs over `units` units
- * of NVFP4_TILE_N weight rows by at most token_tile token rows. The table's tile_start fields count the
- * same units. */
+/* What one launch covers. The portable kernel runs one CTA per NVFP4_TILE_M x NVFP4_TILE_N tile (units of
+ * them, counted by the table's tile_start fields; grid unused); the stream-K Hopper kernel runs `grid`
+ * persistent CTAs over the schedule of hopper_schedule.h (units unused). */
 typedef struct nvfp4_launch_shape {
     int32_t units;
-    int32_t token_tile;
     int32_t grid;
     int32_t device;              /* the current device, for per-device kernel attributes */
     int64_t scratch_bytes;       /* stream-K Hopper kernel: its token scratch (hopper_schedule.h) */
@@ -40,17 +38,15 @@ typedef int (*nvfp4_launch_fn)(const nvfp4_group_entry *host_entries, const nvfp
 int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                           int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 
-/* Hopper only (sm_90a: wgmma, bulk copies, mbarriers); the caller checks the device is compute capability 9.0. */
-/* The stream-K Hopper kernel (hopper_streamk.cu): grid = the SM count (at most NVFP4_STREAMK_MAX_CTAS),
- * scratch_bytes and schedule_units from hopper_schedule.h, at most NVFP4_STREAMK_MAX_GROUPS entries. */
+/* The stream-K Hopper kernel (hopper_streamk.cu), Hopper only (sm_90a: wgmma, bulk copies, mbarriers; the caller
+ * checks the device is compute capability 9.0): grid = the SM count (at most NVFP4_STREAMK_MAX_CTAS),
+ * scratch_bytes, schedule_units and chunk_rows from hopper_schedule.h, at most NVFP4_STREAMK_MAX_GROUPS entries.
+ * Calls past these limits run the portable kernel. */
 #define NVFP4_STREAMK_MAX_GROUPS 1024
 #define NVFP4_STREAMK_MAX_CTAS 256
 #define NVFP4_STREAMK_MAX_KBLOCKS 65535 /* the pre-pass's grid.y: K <= 64 * 65535 */
 int nvfp4_hopper_streamk_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                                 int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
-
-int nvfp4_hopper_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
-                        int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 
 #ifdef __cplusplus
 }

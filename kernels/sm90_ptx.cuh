@@ -1,4 +1,4 @@
-// sm90_ptx.cuh: inline-PTX wrappers for the Hopper (sm_90a) features that kernels/hopper_gemm.cu and the
+// sm90_ptx.cuh: inline-PTX wrappers for the Hopper (sm_90a) features that kernels/hopper_streamk.cu and the
 // probes in dev/ use: shared-memory addresses, mbarriers, bulk and bulk tensor copies (TMA), tensor maps
 // retargeted on the device, proxy fences, register reallocation (setmaxnreg), and wgmma's group fence, commit
 // and wait, its shared-memory descriptor and its variant with A from shared memory (the variants with A from

@@ -29,10 +29,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
 
 
-@pytest.fixture(autouse=True, params=["auto", "portable", "tiled"])
+@pytest.fixture(autouse=True, params=["auto", "portable"])
 def kernel(request):
-    """Every test runs on every family: on an H100/H200 "auto" is the stream-K Hopper kernel and "tiled" the per-tile
-    Hopper kernel; "portable" forces the portable kernel."""
+    """Every test runs on every family: on an H100/H200 "auto" is the stream-K Hopper kernel; "portable" forces the
+    portable kernel."""
     _C._set_kernel(request.param)
     yield request.param
     _C._set_kernel("auto")
@@ -388,7 +388,7 @@ def test_kernel_family_by_compute_capability(kernel):
     before = _C._stats()
     custom_kernel(data)
     after = _C._stats()
-    family = {"auto": "streamk_launches", "tiled": "hopper_launches"}.get(kernel, "portable_launches") if HOPPER else "portable_launches"
+    family = "streamk_launches" if HOPPER and kernel == "auto" else "portable_launches"
     assert after[family] == before[family] + 1
 
 

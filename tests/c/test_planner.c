@@ -256,88 +256,6 @@ static void test_too_many_tiles(void) {
     CHECK(plan(&g, 1, e, &p, &err) == NVFP4_VALUE_ERROR && strstr(err.message, "output tiles"));
 }
 
-/* Token tiles: rows split evenly in multiples of 8, never above the tile, every tile non-empty. */
-static void test_token_tiles(void) {
-    CHECK(nvfp4_token_tiles(76, 192) == 1 && nvfp4_token_tile_rows(76, 192) == 80);
-    CHECK(nvfp4_token_tiles(248, 192) == 2 && nvfp4_token_tile_rows(248, 192) == 128);
-    CHECK(nvfp4_token_tiles(320, 128) == 3 && nvfp4_token_tile_rows(320, 128) == 112);
-    CHECK(nvfp4_token_tiles(1, 64) == 1 && nvfp4_token_tile_rows(1, 64) == 8);
-    int ok = 1;
-    for (int32_t tile = 64; tile <= NVFP4_MAX_TOKEN_TILE; tile += 32)
-        for (int32_t m = 1; m <= 2000; m++) {
-            const int32_t tiles = nvfp4_token_tiles(m, tile), rows = nvfp4_token_tile_rows(m, tile);
-            ok &= rows % 8 == 0 && rows <= tile && (tiles - 1) * rows < m && tiles * rows >= m;
-        }
-    CHECK(ok);
-}
-
-/* The Hopper schedule: tile_start counts units of the chosen token tile; the choice follows the shape. */
-static void test_schedule_units(void) {
-    nvfp4_group_entry e[8];
-    memset(e, 0, sizeof e);
-    const int32_t spec1_m[8] = {80, 176, 128, 72, 64, 248, 96, 160};
-    for (int i = 0; i < 8; i++) e[i].m = spec1_m[i], e[i].n = 4096, e[i].k = 7168, e[i].l = 1;
-    nvfp4_schedule s = nvfp4_schedule_units(e, 8, 132);
-    CHECK(s.token_tile == 192 && s.units == 9 * 32);  /* 248 tokens split in two, every other group whole */
-    CHECK(e[0].tile_start == 0 && e[1].tile_start == 32 && e[6].tile_start == 7 * 32);
-    /* Two groups of 128 and 384 tokens, N = 4096: 128-token tiles give one unit per SM. */
-    e[0].m = 128, e[1].m = 384, e[0].k = e[1].k = 1536;
-    s = nvfp4_schedule_units(e, 2, 132);
-    CHECK(s.token_tile == 128 && s.units == 4 * 32 && e[1].tile_start == 32);
-    /* Batch slices multiply the units; the count matches the explicit token tile. */
-    e[0].l = 3;
-    CHECK(nvfp4_count_units(e, 2, 64) == 2 * 32 * 3 + 6 * 32 && e[1].tile_start == 2 * 32 * 3);
-}
-
-/* The memoized schedule gives what the cost model gives, call after call: shapes repeated, one field changed,
- * another SM count, more groups than the memo holds. And it is consulted only when every shape matches. */
-static uint32_t lcg_state = 12345;
-static int32_t lcg(int32_t below) {
-    lcg_state = lcg_state * 1664525u + 1013904223u;
-    return (int32_t)((lcg_state >> 8) % (uint32_t)below);
-}
-
-static void test_schedule_memo(void) {
-    enum { MOST = NVFP4_SCHEDULE_MEMO_GROUPS + 4 };
-    nvfp4_schedule_memo memo;
-    memset(&memo, 0, sizeof memo);
-    nvfp4_group_entry shapes[MOST], with_memo[MOST], without[MOST];
-    int count = 1, multiprocessors = 132, same = 1;
-    for (int call = 0; call < 3000; call++) {
-        switch (lcg(6)) {
-            case 0: /* a new call: count and every shape */
-                count = 1 + lcg(MOST);
-                for (int i = 0; i < count; i++) {
-                    memset(&shapes[i], 0, sizeof shapes[i]);
-                    shapes[i].m = 1 + (lcg(4) ? lcg(400) : lcg(5000));
-                    shapes[i].n = 1 + lcg(9000), shapes[i].k = 64 * (1 + lcg(120)), shapes[i].l = 1 + (lcg(8) == 0);
-                }
-                break;
-            case 1: shapes[lcg(count)].m += 1 + lcg(200); break;
-            case 2: shapes[lcg(count)].n += 1 + lcg(2000); break;
-            case 3: shapes[lcg(count)].l += 1; break;
-            case 4: multiprocessors = 1 + lcg(150); break;
-            default: break; /* the same call again */
-        }
-        memcpy(with_memo, shapes, sizeof shapes);
-        memcpy(without, shapes, sizeof shapes);
-        nvfp4_schedule a = nvfp4_schedule_units_memo(&memo, with_memo, count, multiprocessors);
-        nvfp4_schedule b = nvfp4_schedule_units(without, count, multiprocessors);
-        same &= a.token_tile == b.token_tile && a.units == b.units && !memcmp(with_memo, without, sizeof shapes);
-    }
-    CHECK(same);
-    /* White box: a matching call takes the memo's tile, a call that differs in one field does not. */
-    nvfp4_group_entry e[2];
-    memset(e, 0, sizeof e);
-    e[0].m = 128, e[1].m = 384, e[0].n = e[1].n = 4096, e[0].k = e[1].k = 1536, e[0].l = e[1].l = 1;
-    memset(&memo, 0, sizeof memo);
-    CHECK(nvfp4_schedule_units_memo(&memo, e, 2, 132).token_tile == 128 && memo.count == 2);
-    memo.token_tile = 64;
-    CHECK(nvfp4_schedule_units_memo(&memo, e, 2, 132).token_tile == 64 && e[1].tile_start == 2 * 32);
-    e[1].k = 1600;
-    CHECK(nvfp4_schedule_units_memo(&memo, e, 2, 132).token_tile == 128 && memo.token_tile == 128);
-}
-
 int main(void) {
     test_single_group_entry();
     test_tiles_and_empty_groups();
@@ -348,9 +266,6 @@ int main(void) {
     test_accepted_layouts();
     test_fast_and_checked_paths_agree();
     test_too_many_tiles();
-    test_token_tiles();
-    test_schedule_units();
-    test_schedule_memo();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
