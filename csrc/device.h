@@ -41,7 +41,6 @@ nvfp4_cuda *nvfp4_cuda_create(void);
 void nvfp4_cuda_destroy(nvfp4_cuda *cuda);
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda);
 
-/* Nonzero: the portable kernel runs on every device, Hopper included (tests, comparisons). */
 /* Which kernel family runs. auto: on compute capability 9.0 the stream-K Hopper kernel (hopper_streamk.cu), except
  * for a call past its limits (launchers.h); the portable kernel for those and everywhere else. portable: the
  * portable kernel everywhere. */
