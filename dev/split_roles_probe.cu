@@ -30,18 +30,10 @@
 #include <cstring>
 #include <vector>
 
+#include "probe_host.h"
 #include "sm90_ptx.cuh"
 #include "weight_fragments.cuh"
 #include "wgmma_ss.cuh"
-
-#define CHECK(call)                                                                                  \
-    do {                                                                                             \
-        cudaError_t err_ = (call);                                                                   \
-        if (err_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
-            exit(1);                                                                                 \
-        }                                                                                            \
-    } while (0)
 
 constexpr int ROWS = 128;                            // weight rows: two multiplier warpgroups of 64
 constexpr int KBLOCKS_STORED = 16;                   // 64-K blocks of weights before the loop wraps
@@ -174,17 +166,6 @@ __global__ void __launch_bounds__(THREADS, 1)
 }
 
 // ---- host ----------------------------------------------------------------------------------------------------
-
-static double e2m1_value(int code) {
-    static const double magnitude[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
-    return (code & 8 ? -1 : 1) * magnitude[code & 7];
-}
-
-static double e4m3_value(int code) {
-    const int e = (code >> 3) & 15, m = code & 7;
-    const double v = e == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, e - 7);
-    return code & 0x80 ? -v : v;
-}
 
 int main() {
     int sms = 0;

@@ -14,10 +14,14 @@ HEADER = Path(__file__).with_name("wgmma_rs.cuh")
 SS_HEADER = Path(__file__).with_name("wgmma_ss.cuh")
 
 
-def specialization(n: int) -> str:
+def accumulators(n: int) -> tuple[int, str, str]:
+    """The accumulator registers of width n: their count, the asm's operand list and the output constraints."""
     regs = n // 2
-    d_list = ", ".join(f"%{i}" for i in range(regs))
-    outputs = ", ".join(f'"+f"(d[{i}])' for i in range(regs))
+    return regs, ", ".join(f"%{i}" for i in range(regs)), ", ".join(f'"+f"(d[{i}])' for i in range(regs))
+
+
+def specialization(n: int) -> str:
+    regs, d_list, outputs = accumulators(n)
     return (
         f"template <>\n"
         f"struct wgmma_rs<{n}> {{\n"
@@ -39,9 +43,7 @@ def specialization(n: int) -> str:
 
 
 def ss_specialization(n: int) -> str:
-    regs = n // 2
-    d_list = ", ".join(f"%{i}" for i in range(regs))
-    outputs = ", ".join(f'"+f"(d[{i}])' for i in range(regs))
+    regs, d_list, outputs = accumulators(n)
     return (
         f"template <>\n"
         f"struct wgmma_ss<{n}> {{\n"
