@@ -27,18 +27,10 @@
 #include <cstring>
 #include <vector>
 
+#include "probe_host.h"
 #include "sm90_ptx.cuh"
 #include "weight_fragments.cuh"
 #include "wgmma_rs.cuh"
-
-#define CHECK(call)                                                                                  \
-    do {                                                                                             \
-        cudaError_t err_ = (call);                                                                   \
-        if (err_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
-            exit(1);                                                                                 \
-        }                                                                                            \
-    } while (0)
 
 constexpr int ROWS = 256;                          // weight rows in shared memory: up to 4 warpgroups of 64
 constexpr int ROW_BYTES = 128;                     // a packed row's share of one stage: 4 64-K blocks
@@ -272,17 +264,6 @@ __global__ void __launch_bounds__(128 * WARPGROUPS, 1)
 }
 
 // ---- host ----------------------------------------------------------------------------------------------------
-
-static double e2m1_value(int code) {
-    static const double magnitude[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
-    return (code & 8 ? -1 : 1) * magnitude[code & 7];
-}
-
-static double e4m3_value(int code) {
-    const int e = (code >> 3) & 15, m = code & 7;
-    const double v = e == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, e - 7);
-    return code & 0x80 ? -v : v;
-}
 
 static uint16_t half_bits(double x) {  // x is exactly representable in fp16 here
     const __half h = __double2half(x);

@@ -23,6 +23,7 @@
 #include "nvfp4.cuh"
 #include "sm90_ptx.cuh"
 #include "wgmma_rs.cuh"
+#include "wgmma_ss.cuh"
 
 #ifndef DECODER_WGS
 #define DECODER_WGS 2

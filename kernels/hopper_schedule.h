@@ -8,9 +8,9 @@
  *
  * Work. A problem is one group: l batch slices of c[m, n] = a[m, k] @ b[n, k]^T. Per slice its m token rows split
  * into chunks of at most chunk_rows rows (hopper_chunk_*; one limit per call, hopper_choose_chunk_rows), its n
- * weight rows into tiles of
- * HOPPER_WEIGHT_ROWS. A unit is (problem, slice, weight tile, chunk); units are numbered problem-major, then
- * slice, then weight tile, then chunk, so the chunks that share a weight tile run back to back and find it in L2.
+ * weight rows into tiles of HOPPER_WEIGHT_ROWS. A unit is (problem, slice, weight tile, chunk); units are numbered
+ * problem-major, then slice, then weight tile, then chunk, so the chunks that share a weight tile run back to back
+ * and find it in L2.
  * A unit runs k / HOPPER_KBLOCK_K k-blocks, each with the wgmma width of its chunk (rows rounded up to 16).
  *
  * Cost. One k-block of a unit of width w costs hopper_kblock_cost(w) = w + HOPPER_COST_FIXED, in proportion to

@@ -171,31 +171,6 @@ __device__ __forceinline__ const nvfp4_group_entry &entry_of(const streamk_param
 
 // ---- Token pre-pass ---------------------------------------------------------------------------------------------
 
-// One token row's 64-K block (32 packed bytes, 4 scale bytes) as 128 bytes of fp16 in position order: position
-// 16s + 2t + e holds the value weight_k_of_position puts there, i.e. the same words, nibbles and pairs that
-// weight_fragment decodes for quad lane t and step s. Chunk j of the result holds positions 8j .. 8j + 7.
-__device__ __forceinline__ void decode_token_block(const uint4 (&packed)[2], uint32_t scale_bytes, uint4 (&chunks)[8]) {
-    __half2 scales[4];  // scale group t (byte t) times 2^7, in both halves
-    e4m3x2_to_row_scales(scale_bytes & 0xFFFFu, scales[0], scales[1]);
-    e4m3x2_to_row_scales(scale_bytes >> 16, scales[2], scales[3]);
-    const uint32_t words[8] = {packed[0].x, packed[0].y, packed[0].z, packed[0].w,
-                               packed[1].x, packed[1].y, packed[1].z, packed[1].w};
-    uint32_t low[4][4], high[4][4];  // [step][t]: slots 2t, 2t+1 and 2t+8, 2t+9 of step s
-#pragma unroll
-    for (int t = 0; t < 4; t++)
-#pragma unroll
-        for (int s = 0; s < 4; s++) {
-            const uint32_t word = words[2 * t + s / 2];  // group t = bytes 8t .. 8t + 7
-            nibble_bytes_to_pairs(s % 2 == 0 ? odd_nibble_bytes(word) : even_nibble_bytes(word), scales[t], low[s][t],
-                                  high[s][t]);
-        }
-#pragma unroll
-    for (int s = 0; s < 4; s++) {
-        chunks[2 * s] = make_uint4(low[s][0], low[s][1], low[s][2], low[s][3]);
-        chunks[2 * s + 1] = make_uint4(high[s][0], high[s][1], high[s][2], high[s][3]);
-    }
-}
-
 // Fills the prefix tables of the first `count` problems in shared memory: each thread sums some problems, then one
 // thread scans. The same integer sums as hopper_schedule_init, so every block and the host agree. row_prefix
 // counts padded token rows (every slice's chunks at their widths; the host keeps the total within int32).
@@ -389,7 +364,7 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
                                          __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
                 const uint32_t scale_bytes = __ldg(reinterpret_cast<const uint32_t *>(
                     g.sfa + slice * g.sfa_batch_stride + sf_offset(token, kb, g.sfa_rowblock_stride, g.sfa_kblock_stride)));
-                decode_token_block(packed, scale_bytes, chunks);
+                decode_row_block(packed, scale_bytes, chunks);
             }
         }
     }

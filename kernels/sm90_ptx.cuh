@@ -1,8 +1,8 @@
 // sm90_ptx.cuh: inline-PTX wrappers for the Hopper (sm_90a) features that kernels/hopper_streamk.cu and the
-// probes in dev/ use: shared-memory addresses, mbarriers, bulk and bulk tensor copies (TMA), tensor maps
-// retargeted on the device, proxy fences, register reallocation (setmaxnreg), and wgmma's group fence, commit
-// and wait, its shared-memory descriptor and its variant with A from shared memory (the variants with A from
-// registers are generated into wgmma_rs.cuh). One copy, so that a probe issues exactly the instructions the
+// probes in dev/ use: shared-memory addresses, mbarriers, bulk and bulk tensor copies (TMA), tensor maps retargeted
+// on the device, proxy fences, register reallocation (setmaxnreg), and wgmma's group fence, commit and wait and its
+// shared-memory descriptor (the wgmma themselves are generated: wgmma_rs.cuh with A from registers, wgmma_ss.cuh
+// with A from shared memory). One copy, so that a probe issues exactly the instructions the
 // kernel does. Nothing here is specific to NVFP4 or to the kernel's tile shapes. Calling any of it needs sm_90a.
 #pragma once
 
@@ -211,31 +211,3 @@ template <int N>
 __device__ __forceinline__ void wgmma_wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
-
-// wgmma m64nNk16, f32 += f16 * f16, with A (64 x 16) from shared memory by descriptor (like B): d += A * B^T,
-// d in the layout of wgmma_rs.cuh (which has the variants with A from registers, every N). Only the width a
-// probe uses is spelled out (the asm operand lists are written per N).
-template <int N>
-struct wgmma_ss;
-
-template <>
-struct wgmma_ss<128> {
-    static __device__ __forceinline__ void mma(float (&d)[128 / 2], uint64_t a_desc, uint64_t b_desc) {
-        asm volatile(
-            "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-            " %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
-            " %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-            " %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-            "%64, %65, p, 1, 1, 0, 0;\n}\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-            : "l"(a_desc), "l"(b_desc), "r"(1));
-    }
-};

@@ -63,6 +63,33 @@ __device__ __forceinline__ void weight_fragment(int step, const uint32_t (&words
     nibble_bytes_to_pairs(b1, scale_r1, frag[1], frag[3]);
 }
 
+// One row's 64-K block (32 packed bytes, 4 scale bytes) as 128 bytes of fp16 in position order: position
+// 16s + 2t + e holds the value weight_k_of_position puts there, i.e. the same words, nibbles and pairs that
+// weight_fragment decodes for quad lane t and step s. Chunk j of the result holds positions 8j .. 8j + 7.
+// The token pre-pass writes tokens this way (hopper_streamk.cu); a weight tile for wgmma with A from shared
+// memory would be written the same way.
+__device__ __forceinline__ void decode_row_block(const uint4 (&packed)[2], uint32_t scale_bytes, uint4 (&chunks)[8]) {
+    __half2 scales[4];  // scale group t (byte t) times 2^7, in both halves
+    e4m3x2_to_row_scales(scale_bytes & 0xFFFFu, scales[0], scales[1]);
+    e4m3x2_to_row_scales(scale_bytes >> 16, scales[2], scales[3]);
+    const uint32_t words[8] = {packed[0].x, packed[0].y, packed[0].z, packed[0].w,
+                               packed[1].x, packed[1].y, packed[1].z, packed[1].w};
+    uint32_t low[4][4], high[4][4];  // [step][t]: slots 2t, 2t+1 and 2t+8, 2t+9 of step s
+#pragma unroll
+    for (int t = 0; t < 4; t++)
+#pragma unroll
+        for (int s = 0; s < 4; s++) {
+            const uint32_t word = words[2 * t + s / 2];  // group t = bytes 8t .. 8t + 7
+            nibble_bytes_to_pairs(s % 2 == 0 ? odd_nibble_bytes(word) : even_nibble_bytes(word), scales[t], low[s][t],
+                                  high[s][t]);
+        }
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        chunks[2 * s] = make_uint4(low[s][0], low[s][1], low[s][2], low[s][3]);
+        chunks[2 * s + 1] = make_uint4(high[s][0], high[s][1], high[s][2], high[s][3]);
+    }
+}
+
 // Which original k (0..63 inside a 64-K block) the weight fragments put at position p (0..63: k16 step p / 16,
 // slot p % 16 of the step's 16). The token operand stores its value of original k at this position.
 __host__ __device__ constexpr int weight_k_of_position(int p) {

@@ -14,3 +14,7 @@ def test_wgmma_header_matches_generator():
     assert committed == generator.render(), "kernels/wgmma_rs.cuh is stale: run python3 kernels/gen_wgmma_rs.py"
     for n in range(8, 257, 8):
         assert f"m64n{n}k16.f32.f16.f16" in committed
+    committed_ss = (ROOT / "kernels" / "wgmma_ss.cuh").read_text()
+    assert committed_ss == generator.render_ss(), "kernels/wgmma_ss.cuh is stale: run python3 kernels/gen_wgmma_rs.py"
+    for n in range(8, 257, 8):
+        assert f"m64n{n}k16.f32.f16.f16" in committed_ss
