@@ -53,7 +53,11 @@ constexpr int IMAGE_BYTES = A_OFFSET;                      // what the host prov
 constexpr int SHARED_BYTES = BARRIER_OFFSET + 2 * A_STAGES * 8 + 1024;  // + room to align to 1024 bytes
 constexpr int THREADS = 384;
 
-enum Variant { FULL, MMA_ONLY, DECODE_ONLY };
+// NO_FENCE and NO_HANDSHAKE are timing-only: the full hand-over without the proxy fence, and both roles running
+// at once with no barriers at all (the contention for issue slots and shared memory alone).
+enum Variant { FULL, MMA_ONLY, DECODE_ONLY, NO_FENCE, NO_HANDSHAKE };
+
+__host__ __device__ constexpr bool handshakes(int variant) { return variant == FULL || variant == NO_FENCE; }
 
 // Byte offset of 16-byte chunk `chunk` of a 128-byte row under the 128-byte swizzle.
 __host__ __device__ constexpr int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row % 8)) * 16); }
@@ -78,10 +82,10 @@ __device__ __forceinline__ void decoder_loop(uint8_t *a_stages, const uint8_t *p
     for (int kb = 0; kb < kblocks; kb++) {
         const int stage = kb % A_STAGES;
         uint8_t *a = a_stages + stage * A_STAGE_BYTES;
-        if (VARIANT == FULL) barrier_wait(&empty[stage], parity ^ 1);  // a fresh barrier's last phase counts as done
+        if (handshakes(VARIANT)) barrier_wait(&empty[stage], parity ^ 1);  // a fresh barrier's last phase counts as done
         decode_into(a, packed, scales, row, kb);
-        if (VARIANT == FULL) {
-            fence_shared_for_async();  // the stores, before wgmma reads them through the async proxy
+        if (handshakes(VARIANT)) {
+            if (VARIANT == FULL) fence_shared_for_async();  // the stores, before wgmma reads them through the async proxy
             __syncwarp();
             if (row % 32 == 0) barrier_arrive(&full[stage]);
         }
@@ -98,8 +102,8 @@ __device__ __forceinline__ void multiplier_loop(const uint8_t *a_stages, const u
     for (int i = 0; i < N / 2; i++) acc[i] = 0.0f;
     uint32_t parity = 0;
     for (int kb = 0; kb < kblocks; kb++) {
-        const int stage = VARIANT == FULL ? kb % A_STAGES : 0;
-        if (VARIANT == FULL) barrier_wait(&full[stage], parity);
+        const int stage = VARIANT == MMA_ONLY ? 0 : kb % A_STAGES;
+        if (handshakes(VARIANT)) barrier_wait(&full[stage], parity);
         const uint64_t a_desc = swizzled_tile_descriptor(a_stages + stage * A_STAGE_BYTES + wg * 64 * 128);
         const uint64_t b_desc = swizzled_tile_descriptor(tokens + (kb % TOKEN_BLOCKS) * TOKEN_BLOCK_BYTES);
         wgmma_fence();
@@ -108,11 +112,11 @@ __device__ __forceinline__ void multiplier_loop(const uint8_t *a_stages, const u
             wgmma_ss<N>::mma(acc, a_desc + 2 * step, b_desc + 2 * step);
         wgmma_commit();
         wgmma_wait<1>();  // the previous block's group has finished: its stage is free
-        if (VARIANT == FULL && kb > 0) {
+        if (handshakes(VARIANT) && kb > 0) {
             __syncwarp();
             if (lane == 0) barrier_arrive(&empty[(kb - 1) % A_STAGES]);
         }
-        if (VARIANT == FULL && stage == A_STAGES - 1) parity ^= 1;
+        if (handshakes(VARIANT) && stage == A_STAGES - 1) parity ^= 1;
     }
     wgmma_wait<0>();
     // Accumulator d[4i + e]: row 16 w + lane / 4 + 8 (e / 2) of the warpgroup's 64, token 8i + 2 (lane % 4) + e % 2.
@@ -210,7 +214,8 @@ int main() {
         const char *name;
         int variant;
     } variants[] = {{probe_kernel<FULL>, "full", FULL}, {probe_kernel<MMA_ONLY>, "mma", MMA_ONLY},
-                    {probe_kernel<DECODE_ONLY>, "decode", DECODE_ONLY}};
+                    {probe_kernel<DECODE_ONLY>, "decode", DECODE_ONLY}, {probe_kernel<NO_FENCE>, "nofence", NO_FENCE},
+                    {probe_kernel<NO_HANDSHAKE>, "nosync", NO_HANDSHAKE}};
     const int widths[] = {48, 128, 240};
     const int check_kblocks = 2 * KBLOCKS_STORED, timed_kblocks = 1024;
     printf("variant   N  clocks a k16 step (slowest CTA)  of ideal  decoder warpgroup  multipliers  check\n");
