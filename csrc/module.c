@@ -5,12 +5,15 @@
  * for the current stream of the tensors' device and launches once. Per call it runs no Python code,
  * allocates no tensor (the group buffers live in the module state and only grow), and never
  * synchronises. The GIL is held from start to end, which is what makes the shared buffers safe.
+ * Each call is named for profilers (the op nvfp4_group_gemm::custom_kernel and an NVTX range of that
+ * name) through the bridge, at no cost while no profiler runs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "device.h"
 #include "planner.h"
@@ -256,7 +259,13 @@ static PyObject *run_call(PyObject *module, PyObject *data, int launch) {
     return new_output_list(st->outputs, groups);
 }
 
-static PyObject *custom_kernel(PyObject *module, PyObject *data) { return run_call(module, data, 1); }
+static PyObject *launch_call(PyObject *module, PyObject *data) { return run_call(module, data, 1); }
+
+#define CUSTOM_KERNEL_OP "nvfp4_group_gemm::custom_kernel"
+
+static PyObject *custom_kernel(PyObject *module, PyObject *data) {
+    return nvfp4_profiled_call(CUSTOM_KERNEL_OP, launch_call, module, data);
+}
 
 /* ---- Private entries, for the benchmark and the tests ----
  *
@@ -315,6 +324,36 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
 }
 
 static PyObject *plan_only(PyObject *module, PyObject *data) { return run_call(module, data, 0); }
+
+static PyObject *no_work(PyObject *module, PyObject *arg) {
+    (void)module, (void)arg;
+    return Py_NewRef(Py_None);
+}
+
+static double seconds_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+/* Nanoseconds a call spends in its profiler naming with no profiler running: `count` named calls of an empty
+ * body against `count` direct calls of it through the same kind of pointer, the difference per call. */
+static PyObject *scope_cost(PyObject *module, PyObject *count_obj) {
+    int count;
+    if (int_argument(count_obj, "count", &count)) return NULL;
+    if (count <= 0) {
+        PyErr_Format(PyExc_ValueError, "count: expected a positive number of calls, got %d", count);
+        return NULL;
+    }
+    PyObject *(*volatile body)(PyObject *, PyObject *) = no_work;
+    double start = seconds_now();
+    for (int i = 0; i < count; i++) Py_DECREF(body(module, NULL));
+    const double direct = seconds_now() - start;
+    start = seconds_now();
+    for (int i = 0; i < count; i++) Py_DECREF(nvfp4_profiled_call(CUSTOM_KERNEL_OP, body, module, NULL));
+    const double named = seconds_now() - start;
+    return PyFloat_FromDouble(1e9 * (named - direct) / count);
+}
 
 static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
     prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
@@ -399,6 +438,9 @@ static PyMethodDef module_methods[] = {
     {"_plan_only", plan_only, METH_O,
      "_plan_only(data) -> list[Tensor]. Private, for the benchmark: custom_kernel without the launch (the host\n"
      "cost of parsing, validation, the table and the launch configuration)."},
+    {"_scope_cost", scope_cost, METH_O,
+     "_scope_cost(count) -> float. Private, for the benchmark: nanoseconds per call that naming a call for\n"
+     "torch.profiler and NVTX costs when no profiler runs (count empty calls named against count unnamed)."},
     {"_stats", stats, METH_NOARGS, "_stats() -> dict: counts of launches by table path and kernel family."},
     {"_set_kernel", set_kernel, METH_O,
      "_set_kernel(\"auto\" | \"portable\"): which kernel family runs from now on (NVFP4_KERNEL sets it at import)."},

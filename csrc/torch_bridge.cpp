@@ -1,10 +1,17 @@
-// torch_bridge.cpp: unpacks a THPVariable into an nvfp4_tensor_desc. Everything else is C.
+// torch_bridge.cpp: unpacks a THPVariable into an nvfp4_tensor_desc, and names an entry point's call for
+// torch.profiler and NVTX. Everything else is C.
 #include "torch_bridge.h"
 
 #include <array>
 #include <cstdio>
+#include <optional>
+#include <utility>
 
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/python_variable.h>
+#ifdef NVFP4_WITH_CUDA
+#include <nvtx3/nvToolsExt.h>
+#endif
 
 namespace {
 
@@ -129,4 +136,26 @@ extern "C" int nvfp4_read_group_tensors(PyObject *const *tensors, nvfp4_tensor_d
             NVFP4_READ_OK)
             return 0;
     return 1;
+}
+
+extern "C" PyObject *nvfp4_profiled_call(const char *name, PyObject *(*body)(PyObject *, PyObject *),
+                                        PyObject *module, PyObject *arg) {
+#ifdef NVFP4_WITH_CUDA
+    nvtxRangePushA(name);
+#endif
+    PyObject *result;
+    // The observers torch has registered for this thread; none (the common case) means no op to make. The
+    // callbacks catch what they throw, so no C++ exception crosses into the C caller.
+    std::optional<at::StepCallbacks> callbacks = at::getStepCallbacksUnlessEmpty(at::RecordScope::FUNCTION);
+    if (callbacks) {
+        at::RecordFunction op(std::move(*callbacks));
+        op.before(name);
+        result = body(module, arg);
+    } else {
+        result = body(module, arg);
+    }
+#ifdef NVFP4_WITH_CUDA
+    nvtxRangePop();
+#endif
+    return result;
 }

@@ -1,4 +1,5 @@
-/* torch_bridge.h: the one place that looks inside torch tensors, behind a C interface. */
+/* torch_bridge.h: the one place that looks inside torch tensors or talks to torch's profiler, behind a C
+ * interface. */
 #ifndef NVFP4_TORCH_BRIDGE_H
 #define NVFP4_TORCH_BRIDGE_H
 
@@ -29,6 +30,14 @@ nvfp4_read_status nvfp4_read_tensor(PyObject *obj, nvfp4_tensor_desc *out, char 
  * bridge calls a group, and the register spills around them, on the hot path. */
 #define NVFP4_GROUP_TENSORS 5
 int nvfp4_read_group_tensors(PyObject *const *tensors, nvfp4_tensor_desc *const *out);
+
+/* One call of an entry point, named for profilers: runs body(module, arg) inside a torch.profiler op called
+ * `name` (an at::RecordFunction of the FUNCTION scope, so it lists with torch's own ops and owns the kernel
+ * launches made inside it) and, in CUDA builds, an NVTX range of the same name for Nsight Systems. With no
+ * profiler running the op is not made: torch reports no observer in a few thread-local reads, and an NVTX push
+ * with no tool attached returns at once. Returns body's result. */
+PyObject *nvfp4_profiled_call(const char *name, PyObject *(*body)(PyObject *, PyObject *), PyObject *module,
+                              PyObject *arg);
 
 #ifdef __cplusplus
 }

@@ -308,6 +308,44 @@ def test_graph_capture_and_replay(groups):
         check_outputs((data[0], fresh[1], data[2], data[3]), [c for _, _, c in data[0]])
 
 
+def test_profiler_trace_shows_the_op_and_its_kernels(kernel, tmp_path):
+    """torch.profiler's trace has the op nvfp4_group_gemm::custom_kernel, and every kernel of the family ran from a
+    launch made inside the op's time span (matched by CUPTI's correlation id)."""
+    import json
+
+    from torch.profiler import ProfilerActivity, profile
+
+    data = generate_input([100, 40], [256, 136], [512, 256], seed=31, full_range=True)
+    custom_kernel(data)  # module load and first-call setup outside the trace
+    torch.cuda.synchronize()
+    poison_outputs(data)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        custom_kernel(data)
+        torch.cuda.synchronize()
+    check_outputs(data, [c for _, _, c in data[0]])
+    trace_path = tmp_path / "trace.json"
+    prof.export_chrome_trace(str(trace_path))
+    events = json.loads(trace_path.read_text())["traceEvents"]
+    ops = [e for e in events if e.get("cat") == "cpu_op" and e.get("name") == "nvfp4_group_gemm::custom_kernel"]
+    assert len(ops) == 1, [e.get("name") for e in events if e.get("cat") == "cpu_op"]
+    begin, end = ops[0]["ts"], ops[0]["ts"] + ops[0]["dur"]
+    launches = {e["args"]["correlation"]: e for e in events
+                if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
+    expected = {"token_prepass_kernel", "streamk_gemm_kernel"} if HOPPER and kernel == "auto" else {"portable_gemm_kernel"}
+    found = set()
+    for e in events:
+        if e.get("cat") != "kernel":
+            continue
+        names = [name for name in expected if name in e["name"]]
+        if not names:
+            continue
+        launch = launches.get(e["args"].get("correlation"))
+        assert launch is not None, f"no launch event for kernel {e['name']}"
+        assert begin <= launch["ts"] <= end, f"{e['name']} was launched outside the op ({launch['ts']} not in {begin}..{end})"
+        found.update(names)
+    assert found == expected, f"kernels in the trace: {sorted(e['name'] for e in events if e.get('cat') == 'kernel')}"
+
+
 def test_refcounts_unchanged_after_many_calls():
     data = generate_input([8, 16], [8, 16], [64, 64], seed=4)
     objects = [data, *data] + [t for group in data[0] for t in group] + [t for group in data[2] for t in group]

@@ -45,6 +45,23 @@ def test_no_launch_on_an_unchecked_table():
         _C._launch_prepared(object())
 
 
+def test_call_is_a_named_op_in_the_profiler():
+    # The op is recorded from the call's start, so a call that the validation refuses (no GPU needed) shows too.
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with pytest.raises(ValueError, match="expected at least one group"):
+            nvfp4_group_gemm.custom_kernel(([], [], [], []))
+    assert [e.name for e in prof.events()].count("nvfp4_group_gemm::custom_kernel") == 1
+
+
+def test_profiler_naming_costs_under_50_ns_without_a_profiler():
+    cost_ns = min(_C._scope_cost(200_000) for _ in range(3))
+    assert cost_ns < 50, f"naming a call costs {cost_ns:.1f} ns with no profiler running"
+    with pytest.raises(ValueError, match="count: expected a positive number"):
+        _C._scope_cost(0)
+
+
 # ---- The module's declarations about interpreters (module.c, module_slots) ----
 #
 # _C is loaded from its file in a new subinterpreter, without the package: the package's `import torch` depends on what
