@@ -33,6 +33,14 @@ const int32_t nvfp4_cuda_ring_slots = RING_SLOTS;
 
 #include <cuda_runtime_api.h>
 
+/* The stream-K Hopper kernel's launcher; none in a build that leaves that kernel out (NVFP4_WITHOUT_HOPPER_KERNEL:
+ * the one-file submission built for another GPU), and then no device runs it. */
+#ifdef NVFP4_WITHOUT_HOPPER_KERNEL
+static const nvfp4_launch_fn hopper_launch = NULL;
+#else
+static const nvfp4_launch_fn hopper_launch = nvfp4_hopper_streamk_launch;
+#endif
+
 #define MAX_DEVICES NVFP4_MAX_DEVICES
 #define SLOT_ALIGN 4096
 
@@ -74,7 +82,7 @@ const int nvfp4_built_with_cuda = 1;
         }                                                                                                   \
     } while (0)
 
-nvfp4_cuda *nvfp4_cuda_create(void) { return calloc(1, sizeof(nvfp4_cuda)); }
+nvfp4_cuda *nvfp4_cuda_create(void) { return (nvfp4_cuda *)calloc(1, sizeof(nvfp4_cuda)); }
 
 nvfp4_cuda_stats nvfp4_cuda_get_stats(const nvfp4_cuda *cuda) { return cuda->stats; }
 
@@ -149,7 +157,7 @@ static int captured_buffers(nvfp4_cuda *cuda, size_t bytes, void **host, void **
                             size_t message_size) {
     enum cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
     int exchanged = 0;
-    captured_table *t = calloc(1, sizeof *t);
+    captured_table *t = (captured_table *)calloc(1, sizeof *t);
     if (!t) {
         snprintf(message, message_size, "out of host memory for a captured group table");
         return -1;
@@ -184,7 +192,7 @@ static int runs_hopper(nvfp4_cuda *cuda, int32_t device, int *hopper, char *mess
         cuda->capability[device] = major * 10 + minor;
         cuda->multiprocessors[device] = multiprocessors;
     }
-    *hopper = cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE;
+    *hopper = hopper_launch != NULL && cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE;
     return 0;
 fail:
     return -1;
@@ -198,8 +206,8 @@ static int check_device_index(int32_t device, char *message, size_t message_size
 }
 
 static void count_launch(nvfp4_cuda *cuda, nvfp4_launch_fn launch) {
-    if (launch == nvfp4_hopper_streamk_launch) cuda->stats.streamk_launches++;
-    else cuda->stats.portable_launches++;
+    if (launch == nvfp4_portable_launch) cuda->stats.portable_launches++;
+    else cuda->stats.streamk_launches++;
 }
 
 /* The large-table path: copy the table to the device on the stream, then launch. */
@@ -236,7 +244,7 @@ static int run_through_device_memory(nvfp4_cuda *cuda, nvfp4_launch_fn launch, c
     }
     memcpy(host, entries, bytes);
     CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK((cudaError_t)launch(NULL, device, plan->num_entries, shape, stream));
+    CUDA_CHECK((cudaError_t)launch(NULL, (const nvfp4_group_entry *)device, plan->num_entries, shape, stream));
     if (done) {
         CUDA_CHECK(cudaEventRecord(done, stream));
         ring->in_use[slot] = 1;
@@ -275,7 +283,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
             if (shape.kblocks > max_kblocks) max_kblocks = shape.kblocks;
         }
         if (token_rows <= INT32_MAX && max_kblocks <= NVFP4_STREAMK_MAX_KBLOCKS) {
-            config->launch = nvfp4_hopper_streamk_launch;
+            config->launch = hopper_launch;
             config->shape.grid = cuda->multiprocessors[device];
             config->shape.scratch_bytes = scratch_bytes;
             config->shape.schedule_units = units;
@@ -336,7 +344,7 @@ struct nvfp4_cuda {
     nvfp4_cuda_stats stats;
 };
 
-nvfp4_cuda *nvfp4_cuda_create(void) { return calloc(1, sizeof(nvfp4_cuda)); }
+nvfp4_cuda *nvfp4_cuda_create(void) { return (nvfp4_cuda *)calloc(1, sizeof(nvfp4_cuda)); }
 
 void nvfp4_cuda_destroy(nvfp4_cuda *cuda) { free(cuda); }
 

@@ -21,6 +21,20 @@
 
 #define MESSAGE_BYTES 512
 
+/* The module's name and init function: the package's _C, or a top-level module named by NVFP4_MODULE (the
+ * one-file submission's build, python/nvfp4_group_gemm/make_submission.py). */
+#ifdef NVFP4_MODULE
+#define NVFP4_STRING(x) #x
+#define NVFP4_EXPANDED_STRING(x) NVFP4_STRING(x)
+#define NVFP4_PASTE(a, b) a##b
+#define NVFP4_EXPANDED_PASTE(a, b) NVFP4_PASTE(a, b)
+#define NVFP4_MODULE_NAME NVFP4_EXPANDED_STRING(NVFP4_MODULE)
+#define NVFP4_MODULE_INIT NVFP4_EXPANDED_PASTE(PyInit_, NVFP4_MODULE)
+#else
+#define NVFP4_MODULE_NAME "nvfp4_group_gemm._C"
+#define NVFP4_MODULE_INIT PyInit__C
+#endif
+
 typedef struct module_state {
     PyObject *current_stream;    /* torch._C._cuda_getCurrentRawStream, found at the first launch */
     nvfp4_group_entry *entries;  /* capacity entries each; grown, never shrunk */
@@ -55,9 +69,9 @@ static int ensure_capacity(module_state *st, Py_ssize_t groups) {
     if (groups <= st->capacity) return 0;
     Py_ssize_t capacity = st->capacity ? st->capacity : 16;
     while (capacity < groups) capacity *= 2;
-    nvfp4_group_entry *entries = PyMem_Realloc(st->entries, sizeof *entries * (size_t)capacity);
+    nvfp4_group_entry *entries = (nvfp4_group_entry *)PyMem_Realloc(st->entries, sizeof *entries * (size_t)capacity);
     if (entries) st->entries = entries;
-    PyObject **outputs = PyMem_Realloc(st->outputs, sizeof *outputs * (size_t)capacity);
+    PyObject **outputs = (PyObject **)PyMem_Realloc(st->outputs, sizeof *outputs * (size_t)capacity);
     if (outputs) st->outputs = outputs;
     if (!entries || !outputs) {
         PyErr_NoMemory();
@@ -288,7 +302,7 @@ typedef struct prepared_call {
 } prepared_call;
 
 static void free_prepared(PyObject *capsule) {
-    prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
+    prepared_call *call = (prepared_call *)PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
     if (!call) return;
     Py_XDECREF(call->data);
     PyMem_Free(call);
@@ -300,7 +314,7 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
     Py_ssize_t groups;
     if (plan_call(st, data, &plan, &groups)) return NULL;
     char message[MESSAGE_BYTES];
-    prepared_call *call = PyMem_Malloc(sizeof *call + sizeof(nvfp4_group_entry) * (size_t)plan.num_entries);
+    prepared_call *call = (prepared_call *)PyMem_Malloc(sizeof *call + sizeof(nvfp4_group_entry) * (size_t)plan.num_entries);
     if (!call) return PyErr_NoMemory();
     call->plan = plan;
     memcpy(call->entries, st->entries, sizeof(nvfp4_group_entry) * (size_t)plan.num_entries);
@@ -356,7 +370,7 @@ static PyObject *scope_cost(PyObject *module, PyObject *count_obj) {
 }
 
 static PyObject *launch_prepared(PyObject *module, PyObject *capsule) {
-    prepared_call *call = PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
+    prepared_call *call = (prepared_call *)PyCapsule_GetPointer(capsule, PREPARED_CAPSULE);
     char message[MESSAGE_BYTES];
     if (!call) return NULL;
     if (call->plan.total_tiles > 0 && nvfp4_cuda_launch(get_state(module)->cuda, call->entries, &call->plan,
@@ -497,7 +511,7 @@ static void module_free(void *module) {
  *    process and the shared state (CUDA handles of the process's contexts) is valid from any interpreter;
  *    a subinterpreter with a GIL of its own gets ImportError, because its calls would race with the others'. */
 static PyModuleDef_Slot module_slots[] = {
-    {Py_mod_exec, module_exec},
+    {Py_mod_exec, (void *)module_exec},
 #ifdef Py_mod_multiple_interpreters
     {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED},
 #endif
@@ -509,7 +523,7 @@ static PyModuleDef_Slot module_slots[] = {
 
 static struct PyModuleDef module_def = {
     .m_base = PyModuleDef_HEAD_INIT,
-    .m_name = "nvfp4_group_gemm._C",
+    .m_name = NVFP4_MODULE_NAME,
     .m_doc = "Native core of nvfp4_group_gemm: one call from the Python tuple to the kernel launch.",
     .m_size = sizeof(module_state),
     .m_methods = module_methods,
@@ -519,4 +533,4 @@ static struct PyModuleDef module_def = {
     .m_free = module_free,
 };
 
-PyMODINIT_FUNC PyInit__C(void) { return PyModuleDef_Init(&module_def); }
+PyMODINIT_FUNC NVFP4_MODULE_INIT(void) { return PyModuleDef_Init(&module_def); }

@@ -7,12 +7,13 @@
  */
 #include "planner.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-_Static_assert(sizeof(nvfp4_group_entry) == 128, "group entries are packed for the 4 KB parameter space");
+static_assert(sizeof(nvfp4_group_entry) == 128, "group entries are packed for the 4 KB parameter space");
 
 /* Alignment every operand base address and every byte stride between rows/blocks must have, so the
  * kernels can use 16-byte loads. */

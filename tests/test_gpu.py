@@ -6,6 +6,7 @@ Skipped, with the reason, where there is no CUDA GPU or the package was built wi
 
 import gc
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -344,6 +345,31 @@ def test_profiler_trace_shows_the_op_and_its_kernels(kernel, tmp_path):
         assert begin <= launch["ts"] <= end, f"{e['name']} was launched outside the op ({launch['ts']} not in {begin}..{end})"
         found.update(names)
     assert found == expected, f"kernels in the trace: {sorted(e['name'] for e in events if e.get('cat') == 'kernel')}"
+
+
+NCU = shutil.which("ncu") or ("/usr/local/cuda/bin/ncu" if os.path.exists("/usr/local/cuda/bin/ncu") else None)
+
+
+@pytest.mark.skipif(NCU is None, reason="needs Nsight Compute's ncu, whose NVTX filter reads the range")
+def test_nvtx_range_holds_the_kernels(kernel):
+    """Nsight Compute profiles only the kernels launched inside an NVTX range it is told to include: the range
+    nvfp4_group_gemm::custom_kernel holds the call's kernels, and a range of another name holds none."""
+    code = textwrap.dedent("""
+        import torch
+        from nvfp4_group_gemm import custom_kernel
+        from nvfp4_group_gemm.data import generate_input
+        custom_kernel(generate_input([100, 40], [256, 136], [512, 256], seed=32))
+        torch.cuda.synchronize()
+    """)
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "python"), "NVFP4_KERNEL": kernel}
+    expected = ["token_prepass_kernel", "streamk_gemm_kernel"] if HOPPER and kernel == "auto" else ["portable_gemm_kernel"]
+    for range_name, profiled in (("nvfp4_group_gemm::custom_kernel", True), ("some_other_range", False)):
+        result = subprocess.run([NCU, "--nvtx", "--nvtx-include", f"{range_name}/", "--metrics",
+                                 "gpu__time_duration.sum", sys.executable, "-c", code], capture_output=True, text=True,
+                                env=env, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        for name in expected:
+            assert (name in result.stdout) == profiled, f"range {range_name}:\n{result.stdout[-3000:]}"
 
 
 def test_refcounts_unchanged_after_many_calls():
