@@ -10,6 +10,10 @@ torch keeps the build in its extension cache under a name that changes with the 
 so a second import loads it without rebuilding. The file needs torch with CUDA and the CUDA toolkit's nvcc,
 nothing of this package.
 
+torch.utils.cpp_extension compiles every source that is not CUDA with the C++ compiler, so the C sources are
+written to compile as C++ as well; csrc/module.c takes the module's name from NVFP4_MODULE, and
+NVFP4_WITHOUT_HOPPER_KERNEL leaves the Hopper kernel out of csrc/device.c.
+
 The sources are read from the repository this module sits in (csrc/ and kernels/ beside python/).
 """
 
