@@ -1,0 +1,146 @@
+"""grouped_mm, the MoE-layout entry point: its checks, its float64 reference against the leaderboard reference on
+the same products, and its torch.ops registration (opcheck, torch.compile), on the CPU."""
+
+import pytest
+import torch
+
+from nvfp4_group_gemm import moe
+from nvfp4_group_gemm.data import SF_VEC, ceil_div
+from nvfp4_group_gemm.reference import check_close, dequantize, ref_kernel, round_to
+
+E4M3_FINITE_MAX_CODE = 0x7E
+
+
+def blocked(plain, rows_padded, generator):
+    """[rows_padded, K/16] bytes of plain scale codes [rows, K/16] in the 128x4 blocked layout; padding random."""
+    rows, cols = plain.shape
+    buffer = torch.randint(1, E4M3_FINITE_MAX_CODE + 1, (rows_padded * cols,), dtype=torch.uint8, generator=generator)
+    buffer[moe._blocked_offsets(rows, cols * SF_VEC).reshape(-1)] = plain.reshape(-1)
+    return buffer.view(rows_padded, cols)
+
+
+def moe_inputs(m, n, k, seed=0, spare_scale_rows=0):
+    """(grouped_mm's args, the same problem as leaderboard groups with plain scales): every e2m1 code, scales over the
+    whole finite e4m3 range (subnormals and zero included), a_scale's blocks at the cumsum of round_up(m_e, 128)."""
+    g = torch.Generator().manual_seed(seed)
+    experts, tokens = len(m), sum(m)
+    a = torch.randint(0, 256, (tokens, k // 2), dtype=torch.uint8, generator=g)
+    b = torch.randint(0, 256, (experts, n, k // 2), dtype=torch.uint8, generator=g)
+    sfa = torch.randint(0, E4M3_FINITE_MAX_CODE + 1, (tokens, k // SF_VEC), dtype=torch.uint8, generator=g)
+    sfb = torch.randint(0, E4M3_FINITE_MAX_CODE + 1, (experts, n, k // SF_VEC), dtype=torch.uint8, generator=g)
+    blocks, start = [], 0
+    for rows in m:
+        blocks.append(blocked(sfa[start:start + rows], ceil_div(rows, 128) * 128, g))
+        start += rows
+    spare = torch.randint(1, E4M3_FINITE_MAX_CODE + 1, (spare_scale_rows, k // SF_VEC), dtype=torch.uint8, generator=g)
+    a_scale = torch.cat(blocks + [spare]).view(torch.float8_e4m3fn)
+    n_padded = ceil_div(n, 128) * 128
+    b_scale = torch.stack([blocked(sfb[e], n_padded, g) for e in range(experts)]).view(torch.float8_e4m3fn)
+    offsets = torch.tensor(m, dtype=torch.int64).cumsum(0).to(torch.int32)
+    args = (a.view(torch.float4_e2m1fn_x2), b.view(torch.float4_e2m1fn_x2), a_scale, b_scale, offsets)
+    groups, start = [], 0
+    for e, rows in enumerate(m):
+        groups.append((a[start:start + rows].unsqueeze(2), b[e].unsqueeze(2),
+                       sfa[start:start + rows].view(torch.float8_e4m3fn).unsqueeze(2),
+                       sfb[e].view(torch.float8_e4m3fn).unsqueeze(2)))
+        start += rows
+    return args, groups
+
+
+def leaderboard_outputs(groups):
+    data = ([(a, b, None) for a, b, _, _ in groups], [(sa, sb) for _, _, sa, sb in groups], None, None)
+    return ref_kernel(data)
+
+
+@pytest.mark.parametrize("m", [[5, 0, 130, 64], [1], [0] * 200 + [17] * 50 + [0] * 6], ids=["mixed", "E=1", "E=256"])
+def test_reference_matches_the_leaderboard_reference(m):
+    n, k = 72, 128
+    args, groups = moe_inputs(m, n, k, seed=len(m))
+    out = moe.reference(*args, out_dtype=torch.float16)
+    start = 0
+    for e, expected in enumerate(leaderboard_outputs(groups)):
+        rows = m[e]
+        ok, message = check_close(out[start:start + rows], expected[:, :, 0])
+        assert ok, f"expert {e}: {message}"
+        start += rows
+
+
+def test_alpha_and_bfloat16():
+    m, n, k = [40, 0, 90], 256, 192
+    args, groups = moe_inputs(m, n, k, seed=3)
+    alpha = torch.tensor([0.5, 3.0, 2.0 ** -20], dtype=torch.float32)
+    out = moe.grouped_mm(*args, alpha=alpha)
+    assert out.dtype == torch.bfloat16 and out.shape == (sum(m), n)
+    # float64 products (past fp16's range here: bfloat16 holds them) times alpha, rounded once to bfloat16.
+    expected = torch.cat([(dequantize(a, sa)[:, :, 0] @ dequantize(b, sb)[:, :, 0].T) * alpha[e].item()
+                          for e, (a, b, sa, sb) in enumerate(groups)])
+    assert (expected.abs() > 65504).any()
+    assert torch.equal(out, round_to(expected, torch.bfloat16))
+
+
+def test_out_is_written_and_returned():
+    args, _ = moe_inputs([3, 4], 16, 64, seed=4)
+    out = torch.full((7, 16), float("nan"), dtype=torch.float16)
+    assert moe.grouped_mm(*args, out_dtype=torch.float16, out=out) is out
+    assert not out.isnan().any()
+
+
+@pytest.mark.parametrize("field, change, error, message", [
+    ("a", lambda t: t.view(torch.uint8).half(), TypeError, "a: expected dtype"),
+    ("b", lambda t: t[:, :, :16].contiguous(), ValueError, "b: expected shape"),
+    ("b", lambda t: t.transpose(0, 1), ValueError, "b: expected a contiguous tensor"),
+    ("a_scale", lambda t: t[:100], ValueError, "a_scale: expected shape"),
+    ("b_scale", lambda t: t.view(torch.int8), TypeError, "b_scale: expected dtype"),
+    ("b_scale", lambda t: t[:1], ValueError, "b_scale: expected shape"),
+    ("offsets", lambda t: t.long(), TypeError, "offsets: expected dtype torch.int32"),
+    ("offsets", lambda t: t[:1], ValueError, "offsets: expected shape"),
+])
+def test_bad_argument_is_named_and_nothing_is_written(field, change, error, message):
+    args, _ = moe_inputs([3, 4], 16, 64, seed=5)
+    names = ["a", "b", "a_scale", "b_scale", "offsets"]
+    args = list(args)
+    args[names.index(field)] = change(args[names.index(field)])
+    out = torch.full((7, 16), 7.0, dtype=torch.bfloat16)
+    with pytest.raises(error, match=message):
+        moe.grouped_mm(*args, out=out)
+    assert (out == 7.0).all()
+
+
+def test_bad_alpha_out_and_dtype():
+    args, _ = moe_inputs([3, 4], 16, 64, seed=6)
+    with pytest.raises(ValueError, match="alpha: expected shape"):
+        moe.grouped_mm(*args, alpha=torch.ones(3))
+    with pytest.raises(TypeError, match="out_dtype: expected"):
+        moe.grouped_mm(*args, out_dtype=torch.float32)
+    with pytest.raises(ValueError, match="out: expected shape"):
+        moe.grouped_mm(*args, out=torch.empty(8, 16, dtype=torch.bfloat16))
+
+
+def test_offsets_out_of_range_raise_in_the_reference():
+    args, _ = moe_inputs([3, 4], 16, 64, seed=7)
+    args = list(args)
+    args[4] = torch.tensor([5, 2], dtype=torch.int32)
+    with pytest.raises(ValueError, match="offsets: expected non-decreasing"):
+        moe.grouped_mm(*args)
+
+
+def test_opcheck():
+    # The packed operands and scales as uint8 views (the op takes both): opcheck's schema test clones and compares
+    # its inputs, which torch's CPU ops do not do for float4_e2m1fn_x2 and float8_e4m3fn.
+    args, _ = moe_inputs([3, 0, 9], 24, 64, seed=8)
+    args = (*(t.view(torch.uint8) for t in args[:4]), args[4])
+    alpha = torch.tensor([1.0, 2.0, 0.25])
+    torch.library.opcheck(torch.ops.nvfp4_group_gemm.grouped_mm.default, (*args, alpha, torch.bfloat16))
+    out = torch.zeros(12, 24, dtype=torch.float16)
+    torch.library.opcheck(torch.ops.nvfp4_group_gemm.grouped_mm_out.default, (*args, None, out))
+
+
+def test_torch_compile_fullgraph():
+    args, _ = moe_inputs([6, 2], 32, 64, seed=9)
+    alpha = torch.tensor([1.5, 0.5])
+
+    def step(a, b, a_scale, b_scale, offsets):
+        return moe.grouped_mm(a, b, a_scale, b_scale, offsets, alpha=alpha) * 2
+
+    compiled = torch.compile(step, fullgraph=True)
+    assert torch.equal(compiled(*args), step(*args))
