@@ -6,7 +6,7 @@
  * allocates no tensor (the group buffers live in the module state and only grow), and never
  * synchronises. The GIL is held from start to end, which is what makes the shared buffers safe.
  * Each call is named for profilers (the op nvfp4_group_gemm::custom_kernel and an NVTX range of that
- * name) through the bridge, at no cost while no profiler runs.
+ * name) through the bridge, which costs ~10 ns a call while no profiler runs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

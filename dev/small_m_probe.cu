@@ -35,9 +35,8 @@
 #include <cstring>
 #include <vector>
 
-#include "probe_host.h"
+#include "probe_weights.cuh"
 #include "sm90_ptx.cuh"
-#include "weight_fragments.cuh"
 #include "wgmma_rs.cuh"
 
 constexpr int ROWS = 256;                  // weight rows: wgmma's n
@@ -65,20 +64,10 @@ enum Variant { FULL, MMA_ONLY, DECODE_ONLY, NO_FENCE };
 
 __host__ __device__ constexpr bool handshakes(int variant) { return variant == FULL || variant == NO_FENCE; }
 
-// Byte offset of 16-byte chunk `chunk` of a 128-byte row under the 128-byte swizzle.
-__host__ __device__ constexpr int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row % 8)) * 16); }
-
-// Thread r: weight row r of 64-K block kb into `stage` (decode_row_block, 8 swizzled 16-byte stores).
+// Thread r: weight row r of 64-K block kb into `stage`.
 __device__ __forceinline__ void decode_into(uint8_t *stage, const uint8_t *packed, const uint8_t *scales, int row,
                                             int kb) {
-    const int stored = kb % KBLOCKS_STORED;
-    const uint4 *source = reinterpret_cast<const uint4 *>(packed + (stored * ROWS + row) * 32);
-    const uint4 words[2] = {source[0], source[1]};
-    const uint32_t scale_bytes = *reinterpret_cast<const uint32_t *>(scales + (stored * ROWS + row) * 4);
-    uint4 chunks[8];
-    decode_row_block(words, scale_bytes, chunks);
-#pragma unroll
-    for (int j = 0; j < 8; j++) *reinterpret_cast<uint4 *>(stage + swizzled(row, j)) = chunks[j];
+    decode_row_into<ROWS, KBLOCKS_STORED>(stage, packed, scales, row, kb);
 }
 
 template <int VARIANT>
@@ -187,20 +176,9 @@ int main() {
     int sms = 0;
     CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     srand(2028);
-    // Weights: codes and scales per (stored block, row, original k); every code, positive finite scales.
-    std::vector<int> code(KBLOCKS_STORED * ROWS * 64), scale(KBLOCKS_STORED * ROWS * 4);
-    for (auto &c : code) c = rand() & 15;
-    for (auto &s : scale) s = 1 + rand() % 0x76;  // e4m3 codes 1 .. 0x76: subnormal to 240
+    const probe_weights weight(ROWS, KBLOCKS_STORED);
     std::vector<uint8_t> image(IMAGE_BYTES);
-    uint8_t *packed = image.data() + (PACKED_OFFSET - FRAGMENT_OFFSET), *scales = image.data() + (SCALE_OFFSET - FRAGMENT_OFFSET);
-    for (int kb = 0; kb < KBLOCKS_STORED; kb++)
-        for (int r = 0; r < ROWS; r++) {
-            for (int k = 0; k < 64; k += 2) {
-                const int *c = &code[(kb * ROWS + r) * 64 + k];
-                packed[(kb * ROWS + r) * 32 + k / 2] = (uint8_t)(c[0] | (c[1] << 4));
-            }
-            for (int g = 0; g < 4; g++) scales[(kb * ROWS + r) * 4 + g] = (uint8_t)scale[(kb * ROWS + r) * 4 + g];
-        }
+    weight.write(image.data() + (PACKED_OFFSET - FRAGMENT_OFFSET), image.data() + (SCALE_OFFSET - FRAGMENT_OFFSET));
     // Tokens: small fp16 values per (block, token, position), laid out as wgmma's m64k16 A fragments: thread
     // 32 w + l holds, for step s, rows 16 w + l / 4 (+8) and positions 16 s + 2 (l % 4) (+1) (+8).
     std::vector<double> token(TOKEN_BLOCKS * TOKENS * 64);
@@ -246,20 +224,10 @@ int main() {
             CHECK(cudaMemcpy(out.data(), d_out, out.size() * sizeof(float), cudaMemcpyDeviceToHost));
             double worst = 0;
             for (int t = 0; t < TOKENS; t++)
-                for (int r = 0; r < ROWS; r++) {
-                    double sum = 0, magnitude = 0;
-                    for (int kb = 0; kb < check_kblocks; kb++)
-                        for (int p = 0; p < 64; p++) {
-                            const int stored = kb % KBLOCKS_STORED, k = weight_k_of_position(p);
-                            const double w = e2m1_value(code[(stored * ROWS + r) * 64 + k]) *
-                                             e4m3_value(scale[(stored * ROWS + r) * 4 + k / 16]) / 128.0;
-                            const double term = w * token[((kb % TOKEN_BLOCKS) * TOKENS + t) * 64 + p];
-                            sum += term, magnitude += std::fabs(term);
-                        }
-                    const double got = out[t * ROWS + r];
-                    const double err = std::isnan(got) ? INFINITY : std::fabs(got - sum) / (magnitude + 1e-30);
-                    worst = std::max(worst, err);
-                }
+                for (int r = 0; r < ROWS; r++)
+                    worst = std::max(worst, weight.relative_error(out[t * ROWS + r], r, check_kblocks, [&](int kb, int p) {
+                        return token[((kb % TOKEN_BLOCKS) * TOKENS + t) * 64 + p];
+                    }));
             verdict = worst < 1e-5 ? "ok" : "WRONG";
             if (worst >= 1e-5) printf("  worst |err| / sum |terms| = %.3g\n", worst);
         }

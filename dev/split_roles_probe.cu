@@ -30,9 +30,8 @@
 #include <cstring>
 #include <vector>
 
-#include "probe_host.h"
+#include "probe_weights.cuh"
 #include "sm90_ptx.cuh"
-#include "weight_fragments.cuh"
 #include "wgmma_ss.cuh"
 
 constexpr int ROWS = 128;                            // weight rows: two multiplier warpgroups of 64
@@ -59,19 +58,9 @@ enum Variant { FULL, MMA_ONLY, DECODE_ONLY, NO_FENCE, NO_HANDSHAKE };
 
 __host__ __device__ constexpr bool handshakes(int variant) { return variant == FULL || variant == NO_FENCE; }
 
-// Byte offset of 16-byte chunk `chunk` of a 128-byte row under the 128-byte swizzle.
-__host__ __device__ constexpr int swizzled(int row, int chunk) { return row * 128 + ((chunk ^ (row % 8)) * 16); }
-
-// Thread r: row r of 64-K block kb into stage `a` (decode_row_block, 8 swizzled 16-byte stores).
+// Thread r: row r of 64-K block kb into stage `a`.
 __device__ __forceinline__ void decode_into(uint8_t *a, const uint8_t *packed, const uint8_t *scales, int row, int kb) {
-    const int stored = kb % KBLOCKS_STORED;
-    const uint4 *source = reinterpret_cast<const uint4 *>(packed + (stored * ROWS + row) * 32);
-    const uint4 words[2] = {source[0], source[1]};
-    const uint32_t scale_bytes = *reinterpret_cast<const uint32_t *>(scales + (stored * ROWS + row) * 4);
-    uint4 chunks[8];
-    decode_row_block(words, scale_bytes, chunks);
-#pragma unroll
-    for (int j = 0; j < 8; j++) *reinterpret_cast<uint4 *>(a + swizzled(row, j)) = chunks[j];
+    decode_row_into<ROWS, KBLOCKS_STORED>(a, packed, scales, row, kb);
 }
 
 template <int VARIANT>
@@ -175,19 +164,9 @@ int main() {
     int sms = 0;
     CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     srand(2027);
-    // Weights: codes and scales per (stored block, row, original k); every code, positive finite scales.
-    std::vector<int> code(KBLOCKS_STORED * ROWS * 64), scale(KBLOCKS_STORED * ROWS * 4);
-    for (auto &c : code) c = rand() & 15;
-    for (auto &s : scale) s = 1 + rand() % 0x76;  // e4m3 codes 1 .. 0x76: subnormal to 240
+    const probe_weights weight(ROWS, KBLOCKS_STORED);
     std::vector<uint8_t> weights(PACKED_BYTES + SCALE_BYTES);
-    for (int kb = 0; kb < KBLOCKS_STORED; kb++)
-        for (int r = 0; r < ROWS; r++) {
-            for (int k = 0; k < 64; k += 2) {
-                const int *c = &code[(kb * ROWS + r) * 64 + k];
-                weights[(kb * ROWS + r) * 32 + k / 2] = (uint8_t)(c[0] | (c[1] << 4));
-            }
-            for (int g = 0; g < 4; g++) weights[PACKED_BYTES + (kb * ROWS + r) * 4 + g] = (uint8_t)scale[(kb * ROWS + r) * 4 + g];
-        }
+    weight.write(weights.data(), weights.data() + PACKED_BYTES);
     // Tokens: small fp16 values per (block, row, position).
     std::vector<double> token(TOKEN_BLOCKS * MAX_N * 64);
     std::vector<uint8_t> image(IMAGE_BYTES);
@@ -234,20 +213,10 @@ int main() {
                 CHECK(cudaMemcpy(out.data(), d_out, out.size() * sizeof(float), cudaMemcpyDeviceToHost));
                 double worst = 0;
                 for (int r = 0; r < ROWS; r++)
-                    for (int t = 0; t < n; t++) {
-                        double sum = 0, magnitude = 0;
-                        for (int kb = 0; kb < check_kblocks; kb++)
-                            for (int p = 0; p < 64; p++) {
-                                const int stored = kb % KBLOCKS_STORED, k = weight_k_of_position(p);
-                                const double w = e2m1_value(code[(stored * ROWS + r) * 64 + k]) *
-                                                 e4m3_value(scale[(stored * ROWS + r) * 4 + k / 16]) / 128.0;
-                                const double term = w * token[((kb % TOKEN_BLOCKS) * MAX_N + t) * 64 + p];
-                                sum += term, magnitude += std::fabs(term);
-                            }
-                        const double got = out[r * MAX_N + t];
-                        const double err = std::isnan(got) ? INFINITY : std::fabs(got - sum) / (magnitude + 1e-30);
-                        if (err > worst) worst = err;
-                    }
+                    for (int t = 0; t < n; t++)
+                        worst = std::max(worst, weight.relative_error(out[r * MAX_N + t], r, check_kblocks, [&](int kb, int p) {
+                            return token[((kb % TOKEN_BLOCKS) * MAX_N + t) * 64 + p];
+                        }));
                 verdict = worst < 1e-5 ? "ok" : "WRONG";
                 if (worst >= 1e-5) printf("  N = %d: worst |err| / sum |terms| = %.3g\n", n, worst);
             }
