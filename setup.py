@@ -45,6 +45,7 @@ CXX_SOURCES = ["csrc/torch_bridge.cpp"]
 # (source, default targets, environment variable that replaces them)
 CUDA_SOURCES = [
     ("kernels/portable_gemm.cu", PORTABLE_GENCODE, "NVFP4_GENCODE"),
+    ("kernels/moe_table.cu", PORTABLE_GENCODE, "NVFP4_GENCODE"),
     ("kernels/hopper_streamk.cu", HOPPER_GENCODE, "NVFP4_HOPPER_GENCODE"),
 ]
 

@@ -37,8 +37,10 @@ const int32_t nvfp4_cuda_ring_slots = RING_SLOTS;
  * the one-file submission built for another GPU), and then no device runs it. */
 #ifdef NVFP4_WITHOUT_HOPPER_KERNEL
 static const nvfp4_launch_fn hopper_launch = NULL;
+static const int hopper_built = 0;
 #else
 static const nvfp4_launch_fn hopper_launch = nvfp4_hopper_streamk_launch;
+static const int hopper_built = 1;
 #endif
 
 #define MAX_DEVICES NVFP4_MAX_DEVICES
@@ -192,7 +194,7 @@ static int runs_hopper(nvfp4_cuda *cuda, int32_t device, int *hopper, char *mess
         cuda->capability[device] = major * 10 + minor;
         cuda->multiprocessors[device] = multiprocessors;
     }
-    *hopper = hopper_launch != NULL && cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE;
+    *hopper = hopper_built && cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE;
     return 0;
 fail:
     return -1;
@@ -261,7 +263,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0, NULL, 0, 0};
     if (hopper && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
@@ -314,6 +316,44 @@ fail:
     return leave_device(device, previous, status, message, message_size);
 }
 
+int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
+                          size_t message_size) {
+    cudaStream_t on = (cudaStream_t)stream;
+    nvfp4_group_entry *table = NULL;
+    nvfp4_launch_shape shape = {0};
+    int previous = 0, status = -1;
+    /* The portable kernel's grid, by a bound: an expert of m rows has ceil(m / 64) tile rows, at most m / 64 + 1. */
+    const int64_t bound = ((int64_t)call->tokens / NVFP4_TILE_M + call->experts) *
+                          ((call->n + NVFP4_TILE_N - 1) / NVFP4_TILE_N);
+    if (bound > INT32_MAX) {
+        snprintf(message, message_size, "grouped_mm: %lld output tiles at most, past the %d one launch can hold",
+                 (long long)bound, INT32_MAX);
+        return -1;
+    }
+    if (enter_device(call->device, &previous, message, message_size)) return -1;
+    /* Stream-ordered: the table lives exactly as long as this call's kernels on this stream, under graph capture too. */
+    CUDA_CHECK(cudaMallocAsync((void **)&table, sizeof(nvfp4_group_entry) * (size_t)call->experts, on));
+    CUDA_CHECK((cudaError_t)nvfp4_moe_table_launch(call, table, (void *)stream));
+    shape.units = shape.grid = (int32_t)bound;
+    shape.device = call->device;
+    shape.alpha = call->alpha;
+    shape.out_bf16 = call->out_bf16;
+    shape.bounded_grid = 1;
+    cuda->stats.portable_launches++;
+    CUDA_CHECK((cudaError_t)nvfp4_portable_launch(NULL, table, call->experts, &shape, (void *)stream));
+    status = 0;
+fail:
+    if (table) {
+        const cudaError_t freed = cudaFreeAsync(table, on);
+        if (!status && freed != cudaSuccess) {
+            snprintf(message, message_size, "CUDA error in cudaFreeAsync: %s (%s)", cudaGetErrorString(freed),
+                     cudaGetErrorName(freed));
+            status = -1;
+        }
+    }
+    return leave_device(call->device, previous, status, message, message_size);
+}
+
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size) {
     struct cudaDeviceProp prop;
     int count = 0;
@@ -362,6 +402,13 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
 int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
                       const nvfp4_launch_config *config, uintptr_t stream, char *message, size_t message_size) {
     (void)cuda, (void)entries, (void)plan, (void)config, (void)stream;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
+                          size_t message_size) {
+    (void)cuda, (void)call, (void)stream;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

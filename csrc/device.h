@@ -66,4 +66,10 @@ int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const 
 
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size);
 
+/* An MoE-layout call (grouped_mm): its group table written on the device from the offsets (launchers.h), then
+ * the portable kernel over a grid sized by a bound, on `stream` (a cudaStream_t), nothing read back. The caller
+ * checked the tensors. Returns 0, or -1 with the error written to message. */
+int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
+                          size_t message_size);
+
 #endif

@@ -339,6 +339,64 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
 
 static PyObject *plan_only(PyObject *module, PyObject *data) { return run_call(module, data, 0); }
 
+/* _grouped_mm_launch(a, b, a_scale, b_scale, offsets, alpha, out, out_bf16): the CUDA path of
+ * nvfp4_group_gemm.moe.grouped_mm, after its argument checks (moe.check_arguments): the tensors' addresses and
+ * sizes, then nvfp4_cuda_moe_launch on the current stream of a's device. Checks here only what the launch relies
+ * on beyond those: CUDA tensors of one device, 16-byte aligned data, sizes that fit 32 bits. */
+static PyObject *grouped_mm_launch(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    static const char *const names[7] = {"a", "b", "a_scale", "b_scale", "offsets", "alpha", "out"};
+    module_state *st = get_state(module);
+    nvfp4_tensor_desc desc[7];
+    char message[MESSAGE_BYTES];
+    int out_bf16;
+    uintptr_t stream;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "_grouped_mm_launch: expected 8 arguments, got %zd", nargs);
+        return NULL;
+    }
+    for (int i = 0; i < 7; i++) {
+        if (i == 5 && args[i] == Py_None) {
+            desc[i].data = 0;
+            continue;
+        }
+        nvfp4_read_status read = nvfp4_read_tensor(args[i], &desc[i], message, sizeof message);
+        if (read != NVFP4_READ_OK) {
+            PyErr_Format(PyExc_TypeError, "grouped_mm: %s: %s", names[i],
+                         read == NVFP4_READ_NOT_A_TENSOR ? "expected a torch.Tensor" : message);
+            return NULL;
+        }
+        if (desc[i].device_type != NVFP4_DEVICE_CUDA || desc[i].device_index != desc[0].device_index) {
+            PyErr_Format(PyExc_ValueError, "grouped_mm: %s: expected a CUDA tensor on a's device", names[i]);
+            return NULL;
+        }
+        if (i != 4 && i != 5 && desc[i].data % 16) {
+            PyErr_Format(PyExc_ValueError, "grouped_mm: %s: expected a 16-byte aligned data pointer", names[i]);
+            return NULL;
+        }
+    }
+    if (int_argument(args[7], "out_bf16", &out_bf16)) return NULL;
+    const int64_t tokens = desc[0].sizes[0], k = 2 * desc[0].sizes[1], experts = desc[1].sizes[0],
+                  n = desc[1].sizes[1], scale_rows = desc[2].sizes[0];
+    if (tokens > INT32_MAX || n > INT32_MAX / 2 || k > INT32_MAX || scale_rows > INT32_MAX ||
+        experts > NVFP4_MOE_MAX_EXPERTS) {
+        PyErr_Format(PyExc_ValueError, "grouped_mm: expected T, N, K and a_scale's rows within 32 bits and at most %d "
+                     "experts, got T = %lld, N = %lld, K = %lld, %lld rows, E = %lld", NVFP4_MOE_MAX_EXPERTS,
+                     (long long)tokens, (long long)n, (long long)k, (long long)scale_rows, (long long)experts);
+        return NULL;
+    }
+    const nvfp4_moe_call call = {
+        (const uint8_t *)desc[0].data, (const uint8_t *)desc[1].data, (const uint8_t *)desc[2].data,
+        (const uint8_t *)desc[3].data, (uint8_t *)desc[6].data, (const int32_t *)desc[4].data,
+        (const float *)desc[5].data, (int32_t)tokens, (int32_t)experts, (int32_t)n, (int32_t)k, (int32_t)scale_rows,
+        out_bf16 != 0, desc[0].device_index};
+    if (current_stream(st, call.device, &stream)) return NULL;
+    if (nvfp4_cuda_moe_launch(st->cuda, &call, stream, message, sizeof message)) {
+        PyErr_SetString(PyExc_RuntimeError, message);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *no_work(PyObject *module, PyObject *arg) {
     (void)module, (void)arg;
     return Py_NewRef(Py_None);
@@ -452,6 +510,9 @@ static PyMethodDef module_methods[] = {
     {"_plan_only", plan_only, METH_O,
      "_plan_only(data) -> list[Tensor]. Private, for the benchmark: custom_kernel without the launch (the host\n"
      "cost of parsing, validation, the table and the launch configuration)."},
+    {"_grouped_mm_launch", (PyCFunction)(void (*)(void))grouped_mm_launch, METH_FASTCALL,
+     "_grouped_mm_launch(a, b, a_scale, b_scale, offsets, alpha, out, out_bf16) -> None. Private: the CUDA path of\n"
+     "nvfp4_group_gemm.moe.grouped_mm, which checks the arguments first."},
     {"_scope_cost", scope_cost, METH_O,
      "_scope_cost(count) -> float. Private, for the benchmark: nanoseconds per call that naming a call for\n"
      "torch.profiler and NVTX costs when no profiler runs (count empty calls named against count unnamed)."},

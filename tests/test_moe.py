@@ -144,3 +144,74 @@ def test_torch_compile_fullgraph():
 
     compiled = torch.compile(step, fullgraph=True)
     assert torch.equal(compiled(*args), step(*args))
+
+
+# ---- On a GPU ----
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def to_cuda(args):
+    """grouped_mm's tensor arguments moved to the GPU (1-byte dtypes through uint8 views)."""
+    return tuple(t.view(torch.uint8).cuda().view(t.dtype) if t.element_size() == 1 else t.cuda() for t in args)
+
+
+def assert_matches(out, expected):
+    if out.dtype == torch.float16:
+        ok, message = check_close(out.cpu(), expected)
+        assert ok, message
+    else:  # bfloat16: one rounding of an fp32-accumulated sum against one of the exact one
+        assert torch.allclose(out.cpu().double(), expected.double(), rtol=2 ** -7, atol=1e-3)
+
+
+@gpu
+@pytest.mark.parametrize("m", [[5, 0, 130, 64], [1], [0] * 200 + [17] * 50 + [0] * 6, [300, 0, 0]],
+                         ids=["mixed", "E=1", "E=256", "trailing-empty"])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
+def test_cuda_matches_the_reference(m, out_dtype):
+    n, k = 200, 256
+    args, _ = moe_inputs(m, n, k, seed=len(m), spare_scale_rows=128)
+    alpha = torch.linspace(0.25, 2.0, len(m), dtype=torch.float32)
+    expected = moe.reference(*args, alpha=alpha, out_dtype=out_dtype)
+    cuda_args = to_cuda(args)
+    out = torch.full((sum(m), n), float("nan"), dtype=out_dtype, device="cuda")
+    moe.grouped_mm(*cuda_args, alpha=alpha.cuda(), out_dtype=out_dtype, out=out)
+    torch.cuda.synchronize()
+    assert_matches(out, expected)
+    functional = moe.grouped_mm(*cuda_args, out_dtype=out_dtype)
+    assert_matches(functional, moe.reference(*args, out_dtype=out_dtype))
+
+
+@gpu
+def test_cuda_offsets_out_of_range_are_clamped():
+    args, _ = moe_inputs([3, 4, 2], 64, 64, seed=11, spare_scale_rows=256)
+    bad = torch.tensor([5, 2, 100], dtype=torch.int32)  # read as ends 5, 5, 9: clamped, nothing outside a
+    cuda_args = to_cuda((*args[:4], bad))
+    out = moe.grouped_mm(*cuda_args)
+    torch.cuda.synchronize()
+    clamped = moe.reference(*args[:4], torch.tensor([5, 5, 9], dtype=torch.int32))
+    assert_matches(out, clamped)
+
+
+@gpu
+def test_cuda_graph_replay_with_a_new_routing():
+    n, k, experts = 96, 128, 4
+    first, _ = moe_inputs([10, 0, 30, 24], n, k, seed=12, spare_scale_rows=0)
+    rows = first[2].shape[0] + 512  # a_scale rows that hold any routing of these 64 tokens: T + 127 E rounded up
+    first, _ = moe_inputs([10, 0, 30, 24], n, k, seed=12, spare_scale_rows=rows - first[2].shape[0])
+    second, _ = moe_inputs([0, 40, 4, 20], n, k, seed=13, spare_scale_rows=rows - 128 * 3)
+    assert second[2].shape == first[2].shape
+    live = to_cuda(first)
+    out = torch.zeros(64, n, dtype=torch.bfloat16, device="cuda")
+    moe.grouped_mm(*live, out=out)  # warm up outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        moe.grouped_mm(*live, out=out)
+    for args in (second, first):
+        for target, source in zip(live, to_cuda(args)):
+            target.copy_(source) if target.element_size() != 1 else target.view(torch.uint8).copy_(source.view(torch.uint8))
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_matches(out, moe.reference(*args))

@@ -31,6 +31,7 @@ ENTRY_SOURCES = [
     "csrc/device.c",
     "csrc/torch_bridge.cpp",
     "kernels/portable_gemm.cu",
+    "kernels/moe_table.cu",
     "kernels/hopper_streamk.cu",
 ]
 INCLUDE_DIRS = ["csrc", "kernels"]

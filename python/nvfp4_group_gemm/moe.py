@@ -19,11 +19,14 @@ Output: [T, N] of out_dtype (bfloat16 or float16), written into `out` when given
 not written. The result is the exact product, times alpha, rounded once.
 
 This module registers torch.ops.nvfp4_group_gemm.grouped_mm (functional) and grouped_mm_out (writes `out`), with
-fake implementations for torch.compile, and a CPU implementation that is the float64 reference.
+fake implementations for torch.compile. On CUDA devices the group table is written on the GPU from `offsets`
+(kernels/moe_table.cu) and the portable kernel runs over a grid sized by a bound; on the CPU the float64 reference
+runs.
 """
 
 import torch
 
+from . import _C
 from .data import SF_VEC, ceil_div
 from .reference import decode_e2m1, round_to
 
@@ -142,9 +145,10 @@ def reference(a, b, a_scale, b_scale, offsets, alpha=None, out_dtype=torch.bfloa
 @torch.library.custom_op("nvfp4_group_gemm::grouped_mm_out", mutates_args=("out",))
 def _grouped_mm_out(a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor,
                     offsets: torch.Tensor, alpha: torch.Tensor | None, out: torch.Tensor) -> None:
-    if a.device.type != "cpu":
-        raise NotImplementedError("grouped_mm: the CUDA implementation is not built yet")
-    reference(a, b, a_scale, b_scale, offsets, alpha, out.dtype, out)
+    if a.device.type == "cuda":
+        _C._grouped_mm_launch(a, b, a_scale, b_scale, offsets, alpha, out, int(out.dtype == torch.bfloat16))
+    else:
+        reference(a, b, a_scale, b_scale, offsets, alpha, out.dtype, out)
 
 
 @_grouped_mm_out.register_fake
