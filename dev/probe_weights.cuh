@@ -1,7 +1,8 @@
 // probe_weights.cuh: what the probes that hand decoded weight rows to wgmma through shared memory share
 // (split_roles_probe.cu, small_m_probe.cu): the 128-byte swizzle of a 128-byte row, the decode of one weight row's
-// 64-K block into a swizzled stage, random packed weights over every e2m1 code and the e4m3 range, and the float64
-// check of an accumulator against the exact dot product.
+// 64-K block into a swizzled stage, the decoders' side of the ring of decoded stages and the multipliers' release
+// of a stage, random packed weights over every e2m1 code and the e4m3 range, and the float64 check of an
+// accumulator against the exact dot product.
 #pragma once
 
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "probe_host.h"
+#include "sm90_ptx.cuh"
 #include "weight_fragments.cuh"
 
 // Byte offset of 16-byte chunk `chunk` of a 128-byte row under the 128-byte swizzle.
@@ -30,6 +32,36 @@ __device__ __forceinline__ void decode_row_into(uint8_t *stage, const uint8_t *p
     decode_row_block(words, scale_bytes, chunks);
 #pragma unroll
     for (int j = 0; j < 8; j++) *reinterpret_cast<uint4 *>(stage + swizzled(row, j)) = chunks[j];
+}
+
+// The decoders' loop over a ring of STAGES decoded stages of STAGE_BYTES: thread `row` decodes its row of each
+// 64-K block into the next stage, after the multipliers freed it (`empty`), and marks it decoded (`full`, one
+// arrival per warp). HANDSHAKE false: no barriers (timing only); FENCE false: no proxy fence before the arrival
+// (timing only; wgmma may then read stale bytes).
+template <int ROWS, int STORED_BLOCKS, int STAGES, int STAGE_BYTES, bool HANDSHAKE, bool FENCE>
+__device__ __forceinline__ void decoder_ring_loop(uint8_t *stages, const uint8_t *packed, const uint8_t *scales,
+                                                  uint64_t *full, uint64_t *empty, int row, int kblocks) {
+    uint32_t parity = 0;
+    for (int kb = 0; kb < kblocks; kb++) {
+        const int stage = kb % STAGES;
+        if (HANDSHAKE) barrier_wait(&empty[stage], parity ^ 1);  // a fresh barrier's last phase counts as done
+        decode_row_into<ROWS, STORED_BLOCKS>(stages + stage * STAGE_BYTES, packed, scales, row, kb);
+        if (HANDSHAKE) {
+            if (FENCE) fence_shared_for_async();  // the stores, before wgmma reads them through the async proxy
+            __syncwarp();
+            if (row % 32 == 0) barrier_arrive(&full[stage]);
+        }
+        if (stage == STAGES - 1) parity ^= 1;
+    }
+}
+
+// A multiplier warp, once block kb's wgmma are issued and block kb - 1's have finished (wgmma_wait<1>): frees
+// block kb - 1's stage (one arrival per warp).
+template <int STAGES>
+__device__ __forceinline__ void release_previous_stage(uint64_t *empty, int kb, int lane) {
+    if (kb == 0) return;
+    __syncwarp();
+    if (lane == 0) barrier_arrive(&empty[(kb - 1) % STAGES]);
 }
 
 // Random weights for `blocks` stored 64-K blocks of `rows` rows: every e2m1 code, e4m3 scale codes 1 .. 0x76

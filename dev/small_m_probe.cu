@@ -64,28 +64,11 @@ enum Variant { FULL, MMA_ONLY, DECODE_ONLY, NO_FENCE };
 
 __host__ __device__ constexpr bool handshakes(int variant) { return variant == FULL || variant == NO_FENCE; }
 
-// Thread r: weight row r of 64-K block kb into `stage`.
-__device__ __forceinline__ void decode_into(uint8_t *stage, const uint8_t *packed, const uint8_t *scales, int row,
-                                            int kb) {
-    decode_row_into<ROWS, KBLOCKS_STORED>(stage, packed, scales, row, kb);
-}
-
 template <int VARIANT>
 __device__ __forceinline__ void decoder_loop(uint8_t *stages, const uint8_t *packed, const uint8_t *scales,
                                              uint64_t *full, uint64_t *empty, int kblocks) {
-    const int row = threadIdx.x;
-    uint32_t parity = 0;
-    for (int kb = 0; kb < kblocks; kb++) {
-        const int stage = kb % A_STAGES;
-        if (handshakes(VARIANT)) barrier_wait(&empty[stage], parity ^ 1);  // a fresh barrier's last phase counts as done
-        decode_into(stages + stage * STAGE_BYTES, packed, scales, row, kb);
-        if (handshakes(VARIANT)) {
-            if (VARIANT == FULL) fence_shared_for_async();  // the stores, before wgmma reads them through the async proxy
-            __syncwarp();
-            if (row % 32 == 0) barrier_arrive(&full[stage]);
-        }
-        if (stage == A_STAGES - 1) parity ^= 1;
-    }
+    decoder_ring_loop<ROWS, KBLOCKS_STORED, A_STAGES, STAGE_BYTES, handshakes(VARIANT), VARIANT == FULL>(
+        stages, packed, scales, full, empty, threadIdx.x, kblocks);
 }
 
 template <int VARIANT>
@@ -113,10 +96,7 @@ __device__ __forceinline__ void multiplier_loop(const uint8_t *stages, const uin
             wgmma_rs<ROWS>::mma(acc, a[step], b_desc + 2 * step);
         wgmma_commit();
         wgmma_wait<1>();  // the previous block's group has finished: its stage is free
-        if (handshakes(VARIANT) && kb > 0) {
-            __syncwarp();
-            if (lane == 0) barrier_arrive(&empty[(kb - 1) % A_STAGES]);
-        }
+        if (handshakes(VARIANT)) release_previous_stage<A_STAGES>(empty, kb, lane);
         if (handshakes(VARIANT) && stage == A_STAGES - 1) parity ^= 1;
     }
     wgmma_wait<0>();
@@ -149,7 +129,7 @@ __global__ void __launch_bounds__(THREADS, 1) probe_kernel(const uint8_t *image,
         fence_barrier_init();
     }
     __syncthreads();
-    if (VARIANT == MMA_ONLY && threadIdx.x < DECODER_THREADS) decode_into(stages, packed, scales, threadIdx.x, 0);
+    if (VARIANT == MMA_ONLY && threadIdx.x < DECODER_THREADS) decode_row_into<ROWS, KBLOCKS_STORED>(stages, packed, scales, threadIdx.x, 0);
     fence_shared_for_async();
     __syncthreads();
     const bool decoder = __shfl_sync(0xFFFFFFFFu, threadIdx.x < DECODER_THREADS, 0);
