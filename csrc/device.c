@@ -316,31 +316,61 @@ fail:
     return leave_device(device, previous, status, message, message_size);
 }
 
+/* The launch shape of an MoE-layout call from bounds, since the expert sizes live on the device. The stream-K
+ * kernel: its pre-pass chooses the chunk limit (chunk_rows 0) and plans from the table; an expert of m rows has
+ * at most m / 128 + 1 chunks under either limit, and its padded rows (the chunks' widths) are at most m + 15, so
+ * T / 128 + E chunks and T + 15 E rows bound the units and the scratch. The portable kernel: an expert has at most
+ * m / 64 + 1 tile rows; CTAs past the table's last tile exit. Returns 0, or -1 with the message written. */
+static int moe_launch_shape(nvfp4_cuda *cuda, const nvfp4_moe_call *call, nvfp4_launch_config *config, char *message,
+                            size_t message_size) {
+    const int32_t device = call->device;
+    const int64_t weight_tiles = ((int64_t)call->n + HOPPER_WEIGHT_ROWS - 1) / HOPPER_WEIGHT_ROWS;
+    int hopper = 0;
+    if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
+        return -1;
+    nvfp4_launch_shape *shape = &config->shape;
+    memset(shape, 0, sizeof *shape);
+    shape->device = device;
+    shape->alpha = call->alpha;
+    shape->out_bf16 = call->out_bf16;
+    const int64_t kblocks = call->k / HOPPER_KBLOCK_K, token_rows = (int64_t)call->tokens + 15 * (int64_t)call->experts;
+    if (hopper && call->experts <= NVFP4_STREAMK_MAX_GROUPS && cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS &&
+        kblocks <= NVFP4_STREAMK_MAX_KBLOCKS && token_rows <= INT32_MAX) {
+        const int64_t chunks = call->tokens / HOPPER_CHUNK_NARROW_ROWS + call->experts;
+        config->launch = hopper_launch;
+        shape->grid = cuda->multiprocessors[device];
+        shape->scratch_bytes = token_rows * kblocks * HOPPER_SCRATCH_ROW_BYTES;
+        shape->schedule_units = weight_tiles * chunks;
+        shape->token_rows = token_rows;
+        shape->max_kblocks = (int32_t)kblocks;
+        return 0;
+    }
+    const int64_t tiles = ((int64_t)call->tokens / NVFP4_TILE_M + call->experts) *
+                          (((int64_t)call->n + NVFP4_TILE_N - 1) / NVFP4_TILE_N);
+    if (tiles > INT32_MAX) {
+        snprintf(message, message_size, "grouped_mm: %lld output tiles at most, past the %d one launch can hold",
+                 (long long)tiles, INT32_MAX);
+        return -1;
+    }
+    config->launch = nvfp4_portable_launch;
+    shape->units = shape->grid = (int32_t)tiles;
+    shape->bounded_grid = 1;
+    return 0;
+}
+
 int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
                           size_t message_size) {
     cudaStream_t on = (cudaStream_t)stream;
     nvfp4_group_entry *table = NULL;
-    nvfp4_launch_shape shape = {0};
+    nvfp4_launch_config config;
     int previous = 0, status = -1;
-    /* The portable kernel's grid, by a bound: an expert of m rows has ceil(m / 64) tile rows, at most m / 64 + 1. */
-    const int64_t bound = ((int64_t)call->tokens / NVFP4_TILE_M + call->experts) *
-                          ((call->n + NVFP4_TILE_N - 1) / NVFP4_TILE_N);
-    if (bound > INT32_MAX) {
-        snprintf(message, message_size, "grouped_mm: %lld output tiles at most, past the %d one launch can hold",
-                 (long long)bound, INT32_MAX);
-        return -1;
-    }
+    if (moe_launch_shape(cuda, call, &config, message, message_size)) return -1;
     if (enter_device(call->device, &previous, message, message_size)) return -1;
     /* Stream-ordered: the table lives exactly as long as this call's kernels on this stream, under graph capture too. */
     CUDA_CHECK(cudaMallocAsync((void **)&table, sizeof(nvfp4_group_entry) * (size_t)call->experts, on));
     CUDA_CHECK((cudaError_t)nvfp4_moe_table_launch(call, table, (void *)stream));
-    shape.units = shape.grid = (int32_t)bound;
-    shape.device = call->device;
-    shape.alpha = call->alpha;
-    shape.out_bf16 = call->out_bf16;
-    shape.bounded_grid = 1;
-    cuda->stats.portable_launches++;
-    CUDA_CHECK((cudaError_t)nvfp4_portable_launch(NULL, table, call->experts, &shape, (void *)stream));
+    count_launch(cuda, config.launch);
+    CUDA_CHECK((cudaError_t)config.launch(NULL, table, call->experts, &config.shape, (void *)stream));
     status = 0;
 fail:
     if (table) {
