@@ -40,7 +40,7 @@ PORTABLE_GENCODE = [
     "-gencode=arch=compute_80,code=compute_80",
 ]
 HOPPER_GENCODE = ["-gencode=arch=compute_90a,code=sm_90a"]
-C_SOURCES = ["csrc/module.c", "csrc/planner.c", "csrc/device.c"]
+C_SOURCES = ["csrc/module.c", "csrc/planner.c", "csrc/moe_args.c", "csrc/device.c"]
 CXX_SOURCES = ["csrc/torch_bridge.cpp"]
 # (source, default targets, environment variable that replaces them)
 CUDA_SOURCES = [

@@ -384,6 +384,27 @@ fail:
     return leave_device(call->device, previous, status, message, message_size);
 }
 
+int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+                         int32_t *host, char *message, size_t message_size) {
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    int previous = 0, status = -1;
+    (void)cuda;
+    if (check_device_index(device, message, message_size) || enter_device(device, &previous, message, message_size))
+        return -1;
+    CUDA_CHECK(cudaStreamIsCapturing((cudaStream_t)stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) {
+        snprintf(message, message_size, "grouped_mm: offsets: the debug check (NVFP4_CHECK_OFFSETS) reads them on the "
+                 "host, which a stream under graph capture cannot do; turn it off to capture");
+        goto fail;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(host, source, sizeof(int32_t) * (size_t)count, cudaMemcpyDeviceToHost,
+                               (cudaStream_t)stream));
+    CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)stream));
+    status = 0;
+fail:
+    return leave_device(device, previous, status, message, message_size);
+}
+
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size) {
     struct cudaDeviceProp prop;
     int count = 0;
@@ -439,6 +460,13 @@ int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const 
 int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
                           size_t message_size) {
     (void)cuda, (void)call, (void)stream;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+                         int32_t *host, char *message, size_t message_size) {
+    (void)cuda, (void)device, (void)stream, (void)source, (void)count, (void)host;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

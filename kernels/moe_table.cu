@@ -1,7 +1,8 @@
 // moe_table.cu: the group table of an MoE-layout call (grouped_mm), written on the device from the expert end
 // offsets, which only the device holds (so the host never synchronises, and one captured graph serves any routing).
 //
-// One CTA of MAX_EXPERTS threads; thread e writes expert e's entry. The values the entries depend on are three
+// One CTA of as many threads as experts rounded up to a warp (a scan step costs two barriers: few experts, few
+// steps); thread e writes expert e's entry. The values the entries depend on are three
 // prefix scans over the experts, each done in shared memory in log2(MAX_EXPERTS) steps:
 //  - the end of expert e: offsets[e] clamped into [0, tokens], then the running maximum, so that whatever the
 //    offsets hold every expert's rows are a range inside a, in order (the start is the previous end);
@@ -27,7 +28,7 @@ __device__ __forceinline__ int64_t inclusive_scan(int64_t value, int64_t *scratc
     const int t = threadIdx.x;
     scratch[t] = value;
     __syncthreads();
-    for (int step = 1; step < MAX_EXPERTS; step *= 2) {
+    for (int step = 1; step < (int)blockDim.x; step *= 2) {
         const int64_t other = t >= step ? scratch[t - step] : (OP == SCAN_MAX ? INT64_MIN : 0);
         __syncthreads();
         value = OP == SCAN_MAX ? (other > value ? other : value) : value + other;
@@ -79,6 +80,7 @@ __global__ void __launch_bounds__(MAX_EXPERTS) moe_table_kernel(const nvfp4_moe_
 
 extern "C" int nvfp4_moe_table_launch(const nvfp4_moe_call *call, nvfp4_group_entry *table, void *stream) {
     if (call->experts < 1 || call->experts > MAX_EXPERTS) return cudaErrorInvalidValue;
-    moe_table_kernel<<<1, MAX_EXPERTS, 0, static_cast<cudaStream_t>(stream)>>>(*call, table);
+    const int threads = (call->experts + 31) / 32 * 32;
+    moe_table_kernel<<<1, threads, 0, static_cast<cudaStream_t>(stream)>>>(*call, table);
     return cudaGetLastError();
 }

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRY_SOURCES = [
     "csrc/module.c",
     "csrc/planner.c",
+    "csrc/moe_args.c",
     "csrc/device.c",
     "csrc/torch_bridge.cpp",
     "kernels/portable_gemm.cu",

@@ -15,13 +15,19 @@ Inputs (T tokens sorted by expert, E experts, N output features, K a multiple of
 - offsets  [E] int32     cumulative end offsets (torch.nn.functional.grouped_mm's `offs`): expert e owns token rows
                           offsets[e - 1] .. offsets[e] (from 0 for e = 0). Never read by the host.
 - alpha    [E] float32 or None: each expert's output factor (NVFP4's second-level scale).
-Output: [T, N] of out_dtype (bfloat16 or float16), written into `out` when given. Rows past offsets[E - 1] are
-not written. The result is the exact product, times alpha, rounded once.
+Output: [T, N] of out_dtype (bfloat16 or float16), written into `out` when given; a new tensor's rows past
+offsets[E - 1] are unspecified (zero on the CPU). The result is the exact product, times alpha, rounded once.
 
-This module registers torch.ops.nvfp4_group_gemm.grouped_mm (functional) and grouped_mm_out (writes `out`), with
-fake implementations for torch.compile. On CUDA devices the group table is written on the GPU from `offsets`
-(kernels/moe_table.cu) and the portable kernel runs over a grid sized by a bound; on the CPU the float64 reference
-runs.
+grouped_mm is a C function: it checks the arguments (TypeError / ValueError naming the argument, nothing written)
+and launches, on torch's current stream, a table kernel that reads `offsets` and writes the group table on the
+GPU (ends clamped into [previous end, T], so no offsets can send a read or write outside its tensor), then the
+grouped GEMM: the stream-K kernel on Hopper, which plans its schedule on the GPU from that table, the portable
+kernel elsewhere. The host never reads `offsets` and never synchronises, so one captured CUDA graph serves any
+routing. On CPU tensors the float64 reference runs. NVFP4_CHECK_OFFSETS=1 (or _C._set_check_offsets(True)) adds a
+debug check: the offsets are read on the host (a synchronisation) and out-of-range or decreasing ones raise.
+
+This module also registers torch.ops.nvfp4_group_gemm.grouped_mm (functional) and grouped_mm_out (writes `out`),
+with fake implementations; torch.compile traces grouped_mm as those ops.
 """
 
 import torch
@@ -31,67 +37,10 @@ from .data import SF_VEC, ceil_div
 from .reference import decode_e2m1, round_to
 
 ATOM_ROWS = 128
-FP4_DTYPES = (torch.float4_e2m1fn_x2, torch.uint8)
-SCALE_DTYPES = (torch.float8_e4m3fn, torch.uint8)
-OUT_DTYPES = (torch.bfloat16, torch.float16)
 
-
-def _dtype_names(dtypes):
-    return " or ".join(str(d) for d in dtypes)
-
-
-def _check_tensor(name, t, dtypes, dim):
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"grouped_mm: {name}: expected a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in dtypes:
-        raise TypeError(f"grouped_mm: {name}: expected dtype {_dtype_names(dtypes)}, got {t.dtype}")
-    if t.dim() != dim:
-        raise ValueError(f"grouped_mm: {name}: expected {dim} dimensions, got shape {list(t.shape)}")
-    if not t.is_contiguous():
-        raise ValueError(f"grouped_mm: {name}: expected a contiguous tensor, got strides {list(t.stride())}")
-
-
-def check_arguments(a, b, a_scale, b_scale, offsets, alpha, out_dtype, out):
-    """Raises TypeError / ValueError naming the argument; returns (tokens, experts, n, k)."""
-    _check_tensor("a", a, FP4_DTYPES, 2)
-    _check_tensor("b", b, FP4_DTYPES, 3)
-    _check_tensor("a_scale", a_scale, SCALE_DTYPES, 2)
-    _check_tensor("b_scale", b_scale, SCALE_DTYPES, 3)
-    _check_tensor("offsets", offsets, (torch.int32,), 1)
-    tokens, k = a.shape[0], 2 * a.shape[1]
-    experts, n = b.shape[0], b.shape[1]
-    if k == 0 or k % 64:
-        raise ValueError(f"grouped_mm: a: expected K = 2 * a.shape[1] to be a positive multiple of 64, got K = {k}")
-    if 2 * b.shape[2] != k:
-        raise ValueError(f"grouped_mm: b: expected shape [E, N, K/2] with K/2 = {k // 2} (from a), "
-                         f"got {list(b.shape)}")
-    if experts == 0 or n == 0:
-        raise ValueError(f"grouped_mm: b: expected at least one expert and one output feature, got {list(b.shape)}")
-    if a_scale.shape[1] != k // SF_VEC or a_scale.shape[0] % ATOM_ROWS:
-        raise ValueError(f"grouped_mm: a_scale: expected shape [R, K/16] = [R, {k // SF_VEC}] with R a multiple of "
-                         f"{ATOM_ROWS}, got {list(a_scale.shape)}")
-    b_scale_shape = [experts, ceil_div(n, ATOM_ROWS) * ATOM_ROWS, k // SF_VEC]
-    if list(b_scale.shape) != b_scale_shape:
-        raise ValueError(f"grouped_mm: b_scale: expected shape [E, round_up(N, 128), K/16] = {b_scale_shape}, "
-                         f"got {list(b_scale.shape)}")
-    if offsets.shape[0] != experts:
-        raise ValueError(f"grouped_mm: offsets: expected shape [E] = [{experts}], got {list(offsets.shape)}")
-    if alpha is not None:
-        _check_tensor("alpha", alpha, (torch.float32,), 1)
-        if alpha.shape[0] != experts:
-            raise ValueError(f"grouped_mm: alpha: expected shape [E] = [{experts}], got {list(alpha.shape)}")
-    if out_dtype not in OUT_DTYPES:
-        raise TypeError(f"grouped_mm: out_dtype: expected {_dtype_names(OUT_DTYPES)}, got {out_dtype}")
-    if out is not None:
-        _check_tensor("out", out, (out_dtype,), 2)
-        if list(out.shape) != [tokens, n]:
-            raise ValueError(f"grouped_mm: out: expected shape [T, N] = {[tokens, n]}, got {list(out.shape)}")
-    named = [("a", a), ("b", b), ("a_scale", a_scale), ("b_scale", b_scale), ("offsets", offsets)]
-    named += [("alpha", alpha)] * (alpha is not None) + [("out", out)] * (out is not None)
-    for name, t in named[1:]:
-        if t.device != a.device:
-            raise ValueError(f"grouped_mm: {name}: expected device {a.device} (a's), got {t.device}")
-    return tokens, experts, n, k
+# The entry point: a C function (argument checks and launch in C, ~1 us of host time); under torch.compile the
+# substitute below traces it as the torch.ops ops instead.
+grouped_mm = _C.grouped_mm
 
 
 def _blocked_offsets(rows, k):
@@ -110,7 +59,8 @@ def _scales(buffer, first_row, rows, k):
 
 def reference(a, b, a_scale, b_scale, offsets, alpha=None, out_dtype=torch.bfloat16, out=None):
     """The float64 reference (on the CPU, whatever the inputs' device): out rows of each expert, rounded once."""
-    tokens, experts, n, k = check_arguments(a, b, a_scale, b_scale, offsets, alpha, out_dtype, out)
+    tokens, k = a.shape[0], 2 * a.shape[1]
+    n = b.shape[1]
     ends = offsets.cpu().tolist()
     result = torch.zeros(tokens, n, dtype=torch.float64)
     written = torch.zeros(tokens, dtype=torch.bool)
@@ -140,15 +90,36 @@ def reference(a, b, a_scale, b_scale, offsets, alpha=None, out_dtype=torch.bfloa
     return target
 
 
+def from_leaderboard(data):
+    """grouped_mm's (a, b, a_scale, b_scale, offsets) holding the same problem as a leaderboard call (custom_kernel's
+    data, every group with the same N and K and L = 1), on its device: tokens and a's blocked scales concatenated
+    group after group, weights and their scales stacked. Each leaderboard scale tensor is a permuted view of the
+    blocked layout's bytes (32x4x4 atoms, 128 rows by 64 K each), which are also what grouped_mm reads."""
+    abc, _, sf_reordered, sizes = data
+    ns, ks, ls = {n for _, n, _, _ in sizes}, {k for _, _, k, _ in sizes}, {l for _, _, _, l in sizes}
+    if len(ns) != 1 or len(ks) != 1 or ls != {1}:
+        raise ValueError(f"from_leaderboard: expected one N, one K and L = 1 in every group, got sizes {sizes}")
+    k = ks.pop()
+
+    def blocked_bytes(scales):  # [32, 4, row blocks, 4, k blocks, 1] -> its [row blocks * 128, K/16] bytes
+        return scales.permute(5, 2, 4, 0, 1, 3).contiguous().view(torch.uint8).view(-1, k // SF_VEC)
+
+    a = torch.cat([t[:, :, 0].view(torch.uint8) for t, _, _ in abc]).view(torch.float4_e2m1fn_x2)
+    b = torch.stack([t[:, :, 0].view(torch.uint8) for _, t, _ in abc]).view(torch.float4_e2m1fn_x2)
+    a_scale = torch.cat([blocked_bytes(sfa) for sfa, _ in sf_reordered]).view(torch.float8_e4m3fn)
+    b_scale = torch.stack([blocked_bytes(sfb) for _, sfb in sf_reordered]).view(torch.float8_e4m3fn)
+    ends = torch.tensor([m for m, _, _, _ in sizes], dtype=torch.int64).cumsum(0).to(torch.int32)
+    return a.contiguous(), b.contiguous(), a_scale, b_scale, ends.to(a.device)
+
+
 # ---- torch.ops registration ----
+# Both ops run grouped_mm (so their checks are its checks); torch.compile traces them through their fake
+# implementations, and traces grouped_mm itself as them (substitute_in_graph).
 
 @torch.library.custom_op("nvfp4_group_gemm::grouped_mm_out", mutates_args=("out",))
 def _grouped_mm_out(a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor,
                     offsets: torch.Tensor, alpha: torch.Tensor | None, out: torch.Tensor) -> None:
-    if a.device.type == "cuda":
-        _C._grouped_mm_launch(a, b, a_scale, b_scale, offsets, alpha, out, int(out.dtype == torch.bfloat16))
-    else:
-        reference(a, b, a_scale, b_scale, offsets, alpha, out.dtype, out)
+    _C.grouped_mm(a, b, a_scale, b_scale, offsets, alpha=alpha, out_dtype=out.dtype, out=out)
 
 
 @_grouped_mm_out.register_fake
@@ -159,9 +130,7 @@ def _(a, b, a_scale, b_scale, offsets, alpha, out):
 @torch.library.custom_op("nvfp4_group_gemm::grouped_mm", mutates_args=())
 def _grouped_mm(a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale: torch.Tensor,
                 offsets: torch.Tensor, alpha: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
-    out = torch.zeros(a.shape[0], b.shape[1], dtype=out_dtype, device=a.device)
-    _grouped_mm_out(a, b, a_scale, b_scale, offsets, alpha, out)
-    return out
+    return _C.grouped_mm(a, b, a_scale, b_scale, offsets, alpha=alpha, out_dtype=out_dtype)
 
 
 @_grouped_mm.register_fake
@@ -169,9 +138,8 @@ def _(a, b, a_scale, b_scale, offsets, alpha, out_dtype):
     return a.new_empty((a.shape[0], b.shape[1]), dtype=out_dtype)
 
 
-def grouped_mm(a, b, a_scale, b_scale, offsets, *, alpha=None, out_dtype=torch.bfloat16, out=None):
-    """NVFP4 grouped GEMM of MoE layout (module docstring); returns `out` or a new [T, N] tensor."""
-    check_arguments(a, b, a_scale, b_scale, offsets, alpha, out_dtype, out)
+@torch.compiler.substitute_in_graph(_C.grouped_mm, skip_signature_check=True)
+def _grouped_mm_in_graph(a, b, a_scale, b_scale, offsets, *, alpha=None, out_dtype=torch.bfloat16, out=None):
     if out is None:
         return torch.ops.nvfp4_group_gemm.grouped_mm(a, b, a_scale, b_scale, offsets, alpha, out_dtype)
     torch.ops.nvfp4_group_gemm.grouped_mm_out(a, b, a_scale, b_scale, offsets, alpha, out)
