@@ -331,44 +331,80 @@ def test_profiler_names_the_op():
     assert any("moe_table_kernel" in name for name in names)
 
 
-@gpu
-def test_inputs_from_torchs_own_nvfp4_helpers():
-    """Operands quantized with torch's NVFP4 test helpers (e2m1 packing and the 128x4 blocked scale layout), which
-    nobody here wrote: per 16 elements the scale is amax / 6 in e4m3, the values x / scale rounded to e2m1."""
-    quantized = pytest.importorskip("torch.testing._internal.common_quantized",
-                                    reason="torch's NVFP4 test helpers need torch's test dependencies")
-    gen = torch.Generator().manual_seed(18)
-    m, n, k = [70, 0, 140], 192, 256
+TORCH_NVFP4_HELPERS = {"_n_ones", "_f32_to_floatx_unpacked", "down_size", "pack_uint4", "_bfloat16_to_float4_e2m1fn_x2",
+                       "ceil_div", "to_blocked"}
+TORCH_NVFP4_CONSTANTS = {"EBITS_F32", "MBITS_F32", "F32_EXP_BIAS", "FP4_EBITS", "FP4_MBITS"}
+
+
+def torch_nvfp4_helpers():
+    """The NVFP4 helpers torch ships for its own scaled-mm tests (torch/testing/_internal/common_quantized.py):
+    torchao's float-to-e2m1 rounding, the e2m1 packing and the 128x4 blocked scale layout (to_blocked). That module
+    imports torch's whole test framework (expecttest, which the GPU machine lacks), so the functions and constants
+    they need are taken from its source as they are and run alone."""
+    import ast
+    import pathlib
+    path = pathlib.Path(torch.__file__).parent / "testing" / "_internal" / "common_quantized.py"
+    tree = ast.parse(path.read_text())
+    def assigned(node):  # the names a module-level assignment binds (a = ..., or a, b = ...)
+        names = {getattr(t, "id", None) for t in node.targets}
+        return names | {getattr(e, "id", None) for t in node.targets for e in getattr(t, "elts", [])}
+
+    keep = [node for node in tree.body
+            if (isinstance(node, ast.FunctionDef) and node.name in TORCH_NVFP4_HELPERS)
+            or (isinstance(node, ast.Assign) and assigned(node) & TORCH_NVFP4_CONSTANTS)]
+    namespace = {"torch": torch, "Tensor": torch.Tensor}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), str(path), "exec"), namespace)
+    missing = (TORCH_NVFP4_HELPERS | TORCH_NVFP4_CONSTANTS) - namespace.keys()
+    assert not missing, f"torch's common_quantized.py no longer defines {missing}"
+    return namespace
+
+
+def inputs_from_torchs_nvfp4_helpers(m, n, k, seed):
+    """grouped_mm's arguments from bf16 tokens and weights quantized with torch's helpers (torch_nvfp4_helpers): per
+    16 elements the scale is amax / 6 in e4m3 and the values x / scale rounded to e2m1 by torchao's rounding; the
+    scales laid out by to_blocked, expert by expert. Also the plain scales, to check the layout against."""
+    helpers = torch_nvfp4_helpers()
+    gen = torch.Generator().manual_seed(seed)
 
     def quantize(x):  # [rows, K] bf16 -> packed e2m1 [rows, K/2], e4m3 scales [rows, K/16]
         blocks = x.float().view(x.shape[0], -1, 16)
         scale = (blocks.abs().amax(-1) / 6).clamp(min=2 ** -9).to(torch.float8_e4m3fn)
         values = (blocks / scale.float().unsqueeze(-1)).clamp(-6, 6).view(x.shape).to(torch.bfloat16)
-        return quantized._bfloat16_to_float4_e2m1fn_x2(values), scale
+        return helpers["_bfloat16_to_float4_e2m1fn_x2"](values), scale
 
     tokens = torch.randn(sum(m), k, generator=gen).to(torch.bfloat16)
     weights = torch.randn(len(m), n, k, generator=gen).to(torch.bfloat16)
     a, sa = quantize(tokens)
-    scale_blocks, start = [], 0
+    blocks, start = [], 0
     for rows in m:
         if rows:
-            scale_blocks.append(quantized.to_blocked(sa[start:start + rows]).view(-1, k // 16))
+            blocks.append(helpers["to_blocked"](sa[start:start + rows]).view(-1, k // SF_VEC))
         start += rows
-    a_scale = torch.cat(scale_blocks)
-    packed_b, b_scale_plain = zip(*(quantize(w) for w in weights))
+    packed_b, sb = zip(*(quantize(w) for w in weights))
     b = torch.stack([t.view(torch.uint8) for t in packed_b]).view(torch.float4_e2m1fn_x2)
-    b_scale = torch.stack([quantized.to_blocked(s).view(-1, k // 16) for s in b_scale_plain])
+    b_scale = torch.stack([helpers["to_blocked"](s).view(-1, k // SF_VEC) for s in sb])
     offsets = torch.tensor(m).cumsum(0).to(torch.int32)
-    args = (a, b, a_scale, b_scale, offsets)
+    return (a, b, torch.cat(blocks), b_scale, offsets), sa, sb
+
+
+def test_torchs_nvfp4_helpers_make_inputs_of_this_layout():
+    """The reference reads the blocked scales where torch's to_blocked put them: its result equals the products
+    computed from the plain scales, rounded once."""
+    m, n, k = [70, 0, 140], 192, 256
+    args, sa, sb = inputs_from_torchs_nvfp4_helpers(m, n, k, seed=18)
     expected = moe.reference(*args)
-    # The reference read the blocked scales where torch's helper put them: the same products from the plain ones.
     start = 0
     for e, rows in enumerate(m):
-        plain = (dequantize(a[start:start + rows].view(torch.uint8).unsqueeze(2), sa[start:start + rows].unsqueeze(2))
-                 [:, :, 0] @ dequantize(packed_b[e].view(torch.uint8).unsqueeze(2), b_scale_plain[e].unsqueeze(2))
-                 [:, :, 0].T)
-        assert torch.equal(expected[start:start + rows], round_to(plain, torch.bfloat16))
+        a_e = dequantize(args[0][start:start + rows].view(torch.uint8).unsqueeze(2), sa[start:start + rows].unsqueeze(2))
+        b_e = dequantize(args[1][e].view(torch.uint8).unsqueeze(2), sb[e].unsqueeze(2))
+        assert torch.equal(expected[start:start + rows], round_to(a_e[:, :, 0] @ b_e[:, :, 0].T, torch.bfloat16))
         start += rows
+
+
+@gpu
+def test_inputs_from_torchs_nvfp4_helpers(family):
+    m, n, k = [70, 0, 140], 192, 256
+    args, _, _ = inputs_from_torchs_nvfp4_helpers(m, n, k, seed=18)
     out = moe.grouped_mm(*to_cuda(args))
     torch.cuda.synchronize()
-    assert_matches(out, expected, magnitudes(args), k)
+    assert_matches(out, moe.reference(*args), magnitudes(args), k)
