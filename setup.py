@@ -40,11 +40,12 @@ PORTABLE_GENCODE = [
     "-gencode=arch=compute_80,code=compute_80",
 ]
 HOPPER_GENCODE = ["-gencode=arch=compute_90a,code=sm_90a"]
-C_SOURCES = ["csrc/module.c", "csrc/planner.c", "csrc/device.c"]
+C_SOURCES = ["csrc/module.c", "csrc/planner.c", "csrc/moe_args.c", "csrc/device.c"]
 CXX_SOURCES = ["csrc/torch_bridge.cpp"]
 # (source, default targets, environment variable that replaces them)
 CUDA_SOURCES = [
     ("kernels/portable_gemm.cu", PORTABLE_GENCODE, "NVFP4_GENCODE"),
+    ("kernels/moe_table.cu", PORTABLE_GENCODE, "NVFP4_GENCODE"),
     ("kernels/hopper_streamk.cu", HOPPER_GENCODE, "NVFP4_HOPPER_GENCODE"),
 ]
 

@@ -308,6 +308,32 @@ def bare_launch_variant(label, C, reference, data_module):
     return label, setup, None
 
 
+def run_grouped_mm(call):
+    """grouped_mm into its preallocated output: call = (grouped_mm, its five arguments, out)."""
+    grouped_mm, args, out = call
+    grouped_mm(*args, out_dtype=torch.float16, out=out)
+
+
+def grouped_mm_variant(label, grouped_mm, from_leaderboard, reference):
+    """grouped_mm (the MoE layout) on the same problems, each set converted once (moe.from_leaderboard, not timed),
+    fp16 out, no alpha; checked strictly against the reference per group, outputs poisoned first."""
+
+    def setup(sets, refs):
+        calls = []
+        for i, (data, ref) in enumerate(zip(sets, refs)):
+            args = from_leaderboard(data)
+            out = torch.full((args[0].shape[0], args[1].shape[1]), float("nan"), dtype=torch.float16, device="cuda")
+            run_grouped_mm((grouped_mm, args, out))
+            torch.cuda.synchronize()
+            ends = [0] + args[4].tolist()
+            outputs = [out[start:end].unsqueeze(2) for start, end in zip(ends, ends[1:])]
+            check_outputs(label, f"set {i}", outputs, ref, reference, strict=True)
+            calls.append((run_grouped_mm, (grouped_mm, args, out)))
+        return calls, "match"
+
+    return label, setup, None
+
+
 def replay_graph(graph_and_operands):
     """Replays a captured graph; the tuple also keeps the tensors the graph reads alive."""
     graph_and_operands[0].replay()
@@ -666,9 +692,49 @@ def host_section(settings, C, packages, results):
         del data, ref
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
+    if hasattr(C, "grouped_mm"):
+        results["grouped_mm_host"] = grouped_mm_host_rows(settings, C, packages, cycles_per_s)
     if hasattr(C, "_scope_cost"):
         # What naming each call for torch.profiler and NVTX costs while no profiler runs (inside (a) above).
         results["profiler_naming_ns"] = min(C._scope_cost(PROFILER_NAMING_CALLS) for _ in range(5))
+
+
+def grouped_mm_host_rows(settings, C, packages, cycles_per_s):
+    """Host time of grouped_mm at E = 8 (benchmark spec 1) and E = 64 (the G=64 extra) in the MoE layout: into a
+    given out, with a new out, and the bare launch of the same call (_grouped_mm_prepare: arguments checked and the
+    launch resolved once), GPU kept busy; each result checked first."""
+    from nvfp4_group_gemm import moe
+    data_module, reference = packages
+    calls, repeats = settings["host_calls"], settings["host_repeats"]
+    rows = []
+    inputs = [("E=8 (spec 1)", BENCHMARK_SPECS[0], 9001), ("E=64 (G=64 extra)", MOE_EXTRAS[1][1:], 9011)]
+    for name, (m_list, n, k), seed in inputs:
+        data = data_module.generate_input(m_list, n, k, 1, seed=seed, device="cuda")
+        ref = reference.ref_kernel(data)
+        args = moe.from_leaderboard(data)
+        out = torch.full((sum(m_list), n), float("nan"), dtype=torch.float16, device="cuda")
+        C.grouped_mm(*args, out_dtype=torch.float16, out=out)
+        torch.cuda.synchronize()
+        ends = [0] + args[4].tolist()
+        check_outputs("grouped_mm", name, [out[a:b].unsqueeze(2) for a, b in zip(ends, ends[1:])], ref, reference,
+                      strict=True)
+        capsule = C._grouped_mm_prepare(*args, out_dtype=torch.float16, out=out)
+
+        def into_out(args, out=out):
+            return C.grouped_mm(*args, out_dtype=torch.float16, out=out)
+
+        def new_out(args):
+            return C.grouped_mm(*args, out_dtype=torch.float16)
+
+        timed = host_busy_us({"out": (into_out, args), "new": (new_out, args),
+                              "bare": (C._grouped_mm_launch_prepared, capsule)}, calls, calls, repeats, cycles_per_s, C)
+        rows.append(dict(input=name, experts=len(m_list), into_out=timed["out"], new_out=timed["new"],
+                         bare_launch=timed["bare"], out_minus_bare_us=paired_difference_us(timed["out"], timed["bare"]),
+                         new_minus_bare_us=paired_difference_us(timed["new"], timed["bare"])))
+        del capsule, data, ref, args, out
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -724,6 +790,17 @@ def print_tables(results):
                 + (f"{old['median_us']:21.2f}{row['old_over_custom']:9.1f}" if old else f"{'-':>21}{'-':>9}")
             )
         print(f"(c): {OLD_PATH_MODEL}")
+        if results.get("grouped_mm_host"):
+            print()
+            print("grouped_mm host time per call (us, median of repeats, GPU kept busy; differences paired per repeat)")
+            header = (f"{'input':<20}{'(a) into out':>14}{'(b) new out':>13}{'(c) bare launch':>17}{'(a)-(c)':>9}"
+                      f"{'(b)-(c)':>9}")
+            print(header)
+            print("-" * len(header))
+            for row in results["grouped_mm_host"]:
+                print(f"{row['input']:<20}{row['into_out']['median_us']:14.2f}{row['new_out']['median_us']:13.2f}"
+                      f"{row['bare_launch']['median_us']:17.2f}{row['out_minus_bare_us']:9.2f}"
+                      f"{row['new_minus_bare_us']:9.2f}")
         if results.get("profiler_naming_ns") is not None:
             print(f"profiler naming (the op nvfp4_group_gemm::custom_kernel and its NVTX range), no profiler running: "
                   f"{results['profiler_naming_ns']:.1f} ns per call (_C._scope_cost, min of 5 x {PROFILER_NAMING_CALLS})")
@@ -792,6 +869,9 @@ def main():
     ]
     variants = [kernel_variant(label, fn, reference, data_module) for label, fn in kernels]
     variants.append(bare_launch_variant("ours, bare launch (_launch_prepared)", _C, reference, data_module))
+    from nvfp4_group_gemm import moe
+    variants.append(grouped_mm_variant("grouped_mm (MoE layout, fp16 out)", _C.grouped_mm, moe.from_leaderboard,
+                                       reference))
     variants.append(cublas_graph_variant("cuBLAS fp16 (pre-dequantized, graph)", reference))
     if args.emulation:
         variants.append(emulation_variant("torch emulation", reference, data_module, settings["emulation_sets"]))

@@ -37,8 +37,10 @@ const int32_t nvfp4_cuda_ring_slots = RING_SLOTS;
  * the one-file submission built for another GPU), and then no device runs it. */
 #ifdef NVFP4_WITHOUT_HOPPER_KERNEL
 static const nvfp4_launch_fn hopper_launch = NULL;
+static const int hopper_built = 0;
 #else
 static const nvfp4_launch_fn hopper_launch = nvfp4_hopper_streamk_launch;
+static const int hopper_built = 1;
 #endif
 
 #define MAX_DEVICES NVFP4_MAX_DEVICES
@@ -192,7 +194,7 @@ static int runs_hopper(nvfp4_cuda *cuda, int32_t device, int *hopper, char *mess
         cuda->capability[device] = major * 10 + minor;
         cuda->multiprocessors[device] = multiprocessors;
     }
-    *hopper = hopper_launch != NULL && cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE;
+    *hopper = hopper_built && cuda->capability[device] == 90 && cuda->choice != NVFP4_KERNEL_PORTABLE;
     return 0;
 fail:
     return -1;
@@ -261,7 +263,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0, NULL, 0, 0};
     if (hopper && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
@@ -314,6 +316,95 @@ fail:
     return leave_device(device, previous, status, message, message_size);
 }
 
+/* The launch shape of an MoE-layout call from bounds, since the expert sizes live on the device. The stream-K
+ * kernel: its pre-pass chooses the chunk limit (chunk_rows 0) and plans from the table; an expert of m rows has
+ * at most m / 128 + 1 chunks under either limit, and its padded rows (the chunks' widths) are at most m + 15, so
+ * T / 128 + E chunks and T + 15 E rows bound the units and the scratch. The portable kernel: an expert has at most
+ * m / 64 + 1 tile rows; CTAs past the table's last tile exit. Returns 0, or -1 with the message written. */
+static int moe_launch_shape(nvfp4_cuda *cuda, const nvfp4_moe_call *call, nvfp4_launch_config *config, char *message,
+                            size_t message_size) {
+    const int32_t device = call->device;
+    const int64_t weight_tiles = ((int64_t)call->n + HOPPER_WEIGHT_ROWS - 1) / HOPPER_WEIGHT_ROWS;
+    int hopper = 0;
+    if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
+        return -1;
+    nvfp4_launch_shape *shape = &config->shape;
+    memset(shape, 0, sizeof *shape);
+    shape->device = device;
+    shape->alpha = call->alpha;
+    shape->out_bf16 = call->out_bf16;
+    const int64_t kblocks = call->k / HOPPER_KBLOCK_K, token_rows = (int64_t)call->tokens + 15 * (int64_t)call->experts;
+    if (hopper && call->experts <= NVFP4_STREAMK_MAX_GROUPS && cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS &&
+        kblocks <= NVFP4_STREAMK_MAX_KBLOCKS && token_rows <= INT32_MAX) {
+        const int64_t chunks = call->tokens / HOPPER_CHUNK_NARROW_ROWS + call->experts;
+        config->launch = hopper_launch;
+        shape->grid = cuda->multiprocessors[device];
+        shape->scratch_bytes = token_rows * kblocks * HOPPER_SCRATCH_ROW_BYTES;
+        shape->schedule_units = weight_tiles * chunks;
+        shape->token_rows = token_rows;
+        shape->max_kblocks = (int32_t)kblocks;
+        return 0;
+    }
+    const int64_t tiles = ((int64_t)call->tokens / NVFP4_TILE_M + call->experts) *
+                          (((int64_t)call->n + NVFP4_TILE_N - 1) / NVFP4_TILE_N);
+    if (tiles > INT32_MAX) {
+        snprintf(message, message_size, "grouped_mm: %lld output tiles at most, past the %d one launch can hold",
+                 (long long)tiles, INT32_MAX);
+        return -1;
+    }
+    config->launch = nvfp4_portable_launch;
+    shape->units = shape->grid = (int32_t)tiles;
+    shape->bounded_grid = 1;
+    return 0;
+}
+
+int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
+                          size_t message_size) {
+    cudaStream_t on = (cudaStream_t)stream;
+    nvfp4_group_entry *table = NULL;
+    nvfp4_launch_config config;
+    int previous = 0, status = -1;
+    if (moe_launch_shape(cuda, call, &config, message, message_size)) return -1;
+    if (enter_device(call->device, &previous, message, message_size)) return -1;
+    /* Stream-ordered: the table lives exactly as long as this call's kernels on this stream, under graph capture too. */
+    CUDA_CHECK(cudaMallocAsync((void **)&table, sizeof(nvfp4_group_entry) * (size_t)call->experts, on));
+    CUDA_CHECK((cudaError_t)nvfp4_moe_table_launch(call, table, (void *)stream));
+    count_launch(cuda, config.launch);
+    CUDA_CHECK((cudaError_t)config.launch(NULL, table, call->experts, &config.shape, (void *)stream));
+    status = 0;
+fail:
+    if (table) {
+        const cudaError_t freed = cudaFreeAsync(table, on);
+        if (!status && freed != cudaSuccess) {
+            snprintf(message, message_size, "CUDA error in cudaFreeAsync: %s (%s)", cudaGetErrorString(freed),
+                     cudaGetErrorName(freed));
+            status = -1;
+        }
+    }
+    return leave_device(call->device, previous, status, message, message_size);
+}
+
+int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+                         int32_t *host, char *message, size_t message_size) {
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    int previous = 0, status = -1;
+    (void)cuda;
+    if (check_device_index(device, message, message_size) || enter_device(device, &previous, message, message_size))
+        return -1;
+    CUDA_CHECK(cudaStreamIsCapturing((cudaStream_t)stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) {
+        snprintf(message, message_size, "grouped_mm: offsets: the debug check (NVFP4_CHECK_OFFSETS) reads them on the "
+                 "host, which a stream under graph capture cannot do; turn it off to capture");
+        goto fail;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(host, source, sizeof(int32_t) * (size_t)count, cudaMemcpyDeviceToHost,
+                               (cudaStream_t)stream));
+    CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)stream));
+    status = 0;
+fail:
+    return leave_device(device, previous, status, message, message_size);
+}
+
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size) {
     struct cudaDeviceProp prop;
     int count = 0;
@@ -362,6 +453,20 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
 int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const nvfp4_plan *plan,
                       const nvfp4_launch_config *config, uintptr_t stream, char *message, size_t message_size) {
     (void)cuda, (void)entries, (void)plan, (void)config, (void)stream;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
+                          size_t message_size) {
+    (void)cuda, (void)call, (void)stream;
+    snprintf(message, message_size, "%s", no_cuda);
+    return -1;
+}
+
+int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+                         int32_t *host, char *message, size_t message_size) {
+    (void)cuda, (void)device, (void)stream, (void)source, (void)count, (void)host;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

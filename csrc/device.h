@@ -66,4 +66,16 @@ int nvfp4_cuda_launch(nvfp4_cuda *cuda, const nvfp4_group_entry *entries, const 
 
 int nvfp4_cuda_device_info(int32_t device, nvfp4_device_info *info, char *message, size_t message_size);
 
+/* An MoE-layout call (grouped_mm): its group table written on the device from the offsets (launchers.h), then
+ * the portable kernel over a grid sized by a bound, on `stream` (a cudaStream_t), nothing read back. The caller
+ * checked the tensors. Returns 0, or -1 with the error written to message. */
+int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
+                          size_t message_size);
+
+/* Copies `count` int32 from device memory at `source` into `host`, in order on `stream`, and waits for them: the
+ * debug check of grouped_mm's offsets. Refuses while the stream is being captured (a graph cannot hold a wait).
+ * Returns 0, or -1 with the error written to message. */
+int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+                         int32_t *host, char *message, size_t message_size);
+
 #endif

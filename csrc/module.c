@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "device.h"
+#include "moe_args.h"
 #include "planner.h"
 #include "torch_bridge.h"
 
@@ -41,6 +42,9 @@ typedef struct module_state {
     PyObject **outputs;          /* borrowed c tensors of the call in progress */
     Py_ssize_t capacity;
     nvfp4_cuda *cuda;
+    PyObject *bfloat16, *float16;  /* torch's dtype objects, grouped_mm's out_dtype; found at its first call */
+    PyObject *cpu_grouped_mm;      /* nvfp4_group_gemm.moe.reference: grouped_mm on CPU tensors */
+    int check_offsets;             /* grouped_mm's debug check of the offsets (NVFP4_CHECK_OFFSETS) */
 } module_state;
 
 static inline module_state *get_state(PyObject *module) { return (module_state *)PyModule_GetState(module); }
@@ -339,6 +343,236 @@ static PyObject *prepare(PyObject *module, PyObject *data) {
 
 static PyObject *plan_only(PyObject *module, PyObject *data) { return run_call(module, data, 0); }
 
+/* ---- grouped_mm: the MoE layout (moe_args.h; python/nvfp4_group_gemm/moe.py documents it) ---- */
+
+#define GROUPED_MM_OP "nvfp4_group_gemm::grouped_mm"
+
+static int read_moe_tensor(PyObject *obj, const char *name, nvfp4_tensor_desc *out) {
+    char message[256];
+    switch (nvfp4_read_tensor(obj, out, message, sizeof message)) {
+        case NVFP4_READ_OK: return 0;
+        case NVFP4_READ_NOT_A_TENSOR:
+            PyErr_Format(PyExc_TypeError, "grouped_mm: %s: expected a torch.Tensor, got %.100s", name,
+                         Py_TYPE(obj)->tp_name);
+            return -1;
+        default:
+            PyErr_Format(PyExc_ValueError, "grouped_mm: %s: %s", name, message);
+            return -1;
+    }
+}
+
+/* torch.bfloat16 and torch.float16, looked up once. */
+static int find_dtypes(module_state *st) {
+    if (st->bfloat16) return 0;
+    PyObject *torch = PyImport_ImportModule("torch");
+    if (!torch) return -1;
+    st->float16 = PyObject_GetAttrString(torch, "float16");
+    st->bfloat16 = st->float16 ? PyObject_GetAttrString(torch, "bfloat16") : NULL;
+    Py_DECREF(torch);
+    return st->bfloat16 ? 0 : -1;
+}
+
+/* The debug check: the offsets copied to the host (a synchronisation), then nvfp4_moe_check_offsets. */
+static int check_offsets_on_host(module_state *st, const nvfp4_moe_args *args, const nvfp4_moe_shape *shape,
+                                 uintptr_t stream) {
+    char message[MESSAGE_BYTES];
+    nvfp4_error error;
+    int32_t *ends = (int32_t *)PyMem_Malloc(sizeof(int32_t) * (size_t)shape->experts);
+    if (!ends) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int status = nvfp4_cuda_read_ints(st->cuda, shape->device_index, stream, (const int32_t *)args->offsets.data,
+                                      shape->experts, ends, message, sizeof message);
+    if (status) PyErr_SetString(PyExc_RuntimeError, message);
+    else if (nvfp4_moe_check_offsets(ends, shape, &error) != NVFP4_OK) {
+        PyErr_SetString(PyExc_ValueError, error.message);
+        status = -1;
+    }
+    PyMem_Free(ends);
+    return status;
+}
+
+typedef struct grouped_mm_call {
+    PyObject *module;
+    PyObject *const *args;
+    Py_ssize_t nargs;
+    PyObject *kwnames;
+    PyObject *result;
+    nvfp4_moe_call *prepared;    /* non-null: fill it (and *stream) instead of launching (_grouped_mm_prepare) */
+    uintptr_t *prepared_stream;
+} grouped_mm_call;
+
+/* grouped_mm's whole call, run inside its profiler op: the arguments, their checks (nothing runs unless all
+ * pass), then on CUDA tensors the launch on torch's current stream (into `out`, or a new tensor), on CPU tensors
+ * the float64 reference. */
+static int run_grouped_mm(void *context) {
+    static const char *const keywords[3] = {"alpha", "out_dtype", "out"};
+    static const char *const names[5] = {"a", "b", "a_scale", "b_scale", "offsets"};
+    grouped_mm_call *call = (grouped_mm_call *)context;
+    module_state *st = get_state(call->module);
+    PyObject *options[3] = {Py_None, NULL, Py_None}; /* alpha, out_dtype, out */
+    nvfp4_moe_args args;
+    nvfp4_moe_shape shape;
+    nvfp4_error error;
+    char message[MESSAGE_BYTES];
+    uintptr_t stream;
+    if (call->nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "grouped_mm() takes 5 positional arguments (a, b, a_scale, b_scale, offsets) "
+                     "but %zd were given", call->nargs);
+        return -1;
+    }
+    const Py_ssize_t given = call->kwnames ? PyTuple_GET_SIZE(call->kwnames) : 0;
+    for (Py_ssize_t i = 0; i < given; i++) {
+        PyObject *name = PyTuple_GET_ITEM(call->kwnames, i);
+        int j = 0;
+        while (j < 3 && PyUnicode_CompareWithASCIIString(name, keywords[j]) != 0) j++;
+        if (j == 3) {
+            PyErr_Format(PyExc_TypeError, "grouped_mm() got an unexpected keyword argument '%U'", name);
+            return -1;
+        }
+        options[j] = call->args[call->nargs + i];
+    }
+    if (find_dtypes(st)) return -1;
+    if (!options[1] || options[1] == st->bfloat16) args.out_bf16 = 1;
+    else if (options[1] == st->float16) args.out_bf16 = 0;
+    else {
+        PyErr_Format(PyExc_TypeError, "grouped_mm: out_dtype: expected torch.bfloat16 or torch.float16, got %R",
+                     options[1]);
+        return -1;
+    }
+    nvfp4_tensor_desc *const required[5] = {&args.a, &args.b, &args.a_scale, &args.b_scale, &args.offsets};
+    for (int i = 0; i < 5; i++)
+        if (read_moe_tensor(call->args[i], names[i], required[i])) return -1;
+    args.has_alpha = options[0] != Py_None;
+    args.has_out = options[2] != Py_None;
+    if ((args.has_alpha && read_moe_tensor(options[0], "alpha", &args.alpha)) ||
+        (args.has_out && read_moe_tensor(options[2], "out", &args.out)))
+        return -1;
+    const nvfp4_status status = nvfp4_moe_check(&args, &shape, &error);
+    if (status != NVFP4_OK) {
+        PyErr_SetString(status == NVFP4_TYPE_ERROR ? PyExc_TypeError : PyExc_ValueError, error.message);
+        return -1;
+    }
+    if (shape.device_type == NVFP4_DEVICE_CPU) {
+        if (!st->cpu_grouped_mm) {
+            PyObject *moe = PyImport_ImportModule("nvfp4_group_gemm.moe");
+            if (!moe) return -1;
+            st->cpu_grouped_mm = PyObject_GetAttrString(moe, "reference");
+            Py_DECREF(moe);
+            if (!st->cpu_grouped_mm) return -1;
+        }
+        PyObject *const reference_args[8] = {call->args[0], call->args[1], call->args[2], call->args[3], call->args[4],
+                                             options[0], args.out_bf16 ? st->bfloat16 : st->float16, options[2]};
+        call->result = PyObject_Vectorcall(st->cpu_grouped_mm, reference_args, 8, NULL);
+        return call->result ? 0 : -1;
+    }
+    if (current_stream(st, shape.device_index, &stream)) return -1;
+    if (st->check_offsets && check_offsets_on_host(st, &args, &shape, stream)) return -1;
+    PyObject *out = args.has_out ? Py_NewRef(options[2])
+                                 : nvfp4_new_matrix(shape.tokens, shape.n, args.out_bf16, shape.device_index);
+    if (!out) return -1;
+    uintptr_t out_data = 0;
+    if (!args.has_out) {
+        nvfp4_tensor_desc made;
+        if (read_moe_tensor(out, "out", &made)) {
+            Py_DECREF(out);
+            return -1;
+        }
+        out_data = made.data;
+    }
+    const nvfp4_moe_call launch = nvfp4_moe_make_call(&args, &shape, out_data);
+    if (call->prepared) {
+        *call->prepared = launch;
+        *call->prepared_stream = stream;
+    } else if (nvfp4_cuda_moe_launch(st->cuda, &launch, stream, message, sizeof message)) {
+        PyErr_SetString(PyExc_RuntimeError, message);
+        Py_DECREF(out);
+        return -1;
+    }
+    call->result = out;
+    return 0;
+}
+
+static PyObject *grouped_mm(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    grouped_mm_call call = {module, args, PyVectorcall_NARGS(nargs), kwnames, NULL, NULL, NULL};
+    return nvfp4_profiled_run(GROUPED_MM_OP, run_grouped_mm, &call) ? NULL : call.result;
+}
+
+/* A grouped_mm call checked and resolved once (its kernels' arguments and stream), so that
+ * _grouped_mm_launch_prepared times the launch alone: the MoE layout's bare launch. It holds the call's arguments,
+ * so the tensors whose addresses it holds live as long as it does. */
+#define MOE_PREPARED_CAPSULE "nvfp4_group_gemm.grouped_mm_prepared"
+
+typedef struct moe_prepared {
+    PyObject *keep;              /* (args tuple, kwargs dict, out) */
+    nvfp4_moe_call call;
+    uintptr_t stream;
+} moe_prepared;
+
+static void free_moe_prepared(PyObject *capsule) {
+    moe_prepared *prepared = (moe_prepared *)PyCapsule_GetPointer(capsule, MOE_PREPARED_CAPSULE);
+    if (!prepared) return;
+    Py_XDECREF(prepared->keep);
+    PyMem_Free(prepared);
+}
+
+static PyObject *grouped_mm_prepare(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    moe_prepared *prepared = (moe_prepared *)PyMem_Calloc(1, sizeof *prepared);
+    if (!prepared) return PyErr_NoMemory();
+    grouped_mm_call call = {module, args, PyVectorcall_NARGS(nargs), kwnames, NULL, &prepared->call,
+                            &prepared->stream};
+    PyObject *capsule = NULL, *all = NULL;
+    if (run_grouped_mm(&call)) goto fail;
+    if (!prepared->call.out) {
+        PyErr_SetString(PyExc_ValueError, "_grouped_mm_prepare: expected CUDA tensors");
+        goto fail;
+    }
+    all = PyTuple_New(PyVectorcall_NARGS(nargs) + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0) + 1);
+    if (!all) goto fail;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(all) - 1; i++) PyTuple_SET_ITEM(all, i, Py_NewRef(args[i]));
+    PyTuple_SET_ITEM(all, PyTuple_GET_SIZE(all) - 1, call.result);
+    call.result = NULL;
+    prepared->keep = all;
+    capsule = PyCapsule_New(prepared, MOE_PREPARED_CAPSULE, free_moe_prepared);
+    if (capsule) return capsule;
+    prepared->keep = NULL;
+fail:
+    Py_XDECREF(all);
+    Py_XDECREF(call.result);
+    PyMem_Free(prepared);
+    return NULL;
+}
+
+static PyObject *grouped_mm_launch_prepared(PyObject *module, PyObject *capsule) {
+    moe_prepared *prepared = (moe_prepared *)PyCapsule_GetPointer(capsule, MOE_PREPARED_CAPSULE);
+    char message[MESSAGE_BYTES];
+    if (!prepared) return NULL;
+    if (nvfp4_cuda_moe_launch(get_state(module)->cuda, &prepared->call, prepared->stream, message, sizeof message)) {
+        PyErr_SetString(PyExc_RuntimeError, message);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(grouped_mm_doc,
+             "grouped_mm(a, b, a_scale, b_scale, offsets, *, alpha=None, out_dtype=torch.bfloat16, out=None)"
+             " -> Tensor\n\n"
+             "NVFP4 grouped GEMM in the MoE layout: out[rows of expert e] = alpha[e] * (a_e * a_scale_e) @\n"
+             "(b[e] * b_scale[e])^T, rounded once to out_dtype, on torch's current stream of a's device (CUDA), or\n"
+             "by the float64 reference (CPU). offsets ([E] int32, on the device) are never read by the host.\n"
+             "Returns out, or a new [T, N] tensor (rows past offsets[E - 1] unspecified). Raises TypeError /\n"
+             "ValueError naming the argument before anything runs. nvfp4_group_gemm.moe documents the layout.");
+
+static PyObject *set_check_offsets(PyObject *module, PyObject *enabled) {
+    module_state *st = get_state(module);
+    const int value = PyObject_IsTrue(enabled);
+    if (value < 0) return NULL;
+    PyObject *previous = st->check_offsets ? Py_True : Py_False;
+    st->check_offsets = value;
+    return Py_NewRef(previous);
+}
+
 static PyObject *no_work(PyObject *module, PyObject *arg) {
     (void)module, (void)arg;
     return Py_NewRef(Py_None);
@@ -452,6 +686,15 @@ static PyMethodDef module_methods[] = {
     {"_plan_only", plan_only, METH_O,
      "_plan_only(data) -> list[Tensor]. Private, for the benchmark: custom_kernel without the launch (the host\n"
      "cost of parsing, validation, the table and the launch configuration)."},
+    {"grouped_mm", (PyCFunction)(void (*)(void))grouped_mm, METH_FASTCALL | METH_KEYWORDS, grouped_mm_doc},
+    {"_grouped_mm_prepare", (PyCFunction)(void (*)(void))grouped_mm_prepare, METH_FASTCALL | METH_KEYWORDS,
+     "_grouped_mm_prepare(same arguments as grouped_mm) -> capsule: a CUDA call checked, its output made and its\n"
+     "launch resolved, for _grouped_mm_launch_prepared (the benchmark's bare launch)."},
+    {"_grouped_mm_launch_prepared", grouped_mm_launch_prepared, METH_O,
+     "_grouped_mm_launch_prepared(capsule): launches a call prepared by _grouped_mm_prepare, on its stream."},
+    {"_set_check_offsets", set_check_offsets, METH_O,
+     "_set_check_offsets(enabled) -> bool: grouped_mm's debug check of the offsets on (a synchronisation a call) or\n"
+     "off; returns the previous setting. NVFP4_CHECK_OFFSETS=1 turns it on at import."},
     {"_scope_cost", scope_cost, METH_O,
      "_scope_cost(count) -> float. Private, for the benchmark: nanoseconds per call that naming a call for\n"
      "torch.profiler and NVTX costs when no profiler runs (count empty calls named against count unnamed)."},
@@ -468,6 +711,8 @@ static int module_exec(PyObject *module) {
         PyErr_NoMemory();
         return -1;
     }
+    const char *check = getenv("NVFP4_CHECK_OFFSETS");
+    st->check_offsets = check && *check && strcmp(check, "0") != 0;
     const char *choice = getenv("NVFP4_KERNEL");
     if (choice && *choice && set_kernel_choice(st, choice)) return -1;
     if (PyModule_AddIntConstant(module, "TILE_M", NVFP4_TILE_M) ||
@@ -483,11 +728,18 @@ static int module_exec(PyObject *module) {
 static int module_traverse(PyObject *module, visitproc visit, void *arg) {
     module_state *st = get_state(module);
     Py_VISIT(st->current_stream);
+    Py_VISIT(st->bfloat16);
+    Py_VISIT(st->float16);
+    Py_VISIT(st->cpu_grouped_mm);
     return 0;
 }
 
 static int module_clear(PyObject *module) {
-    Py_CLEAR(get_state(module)->current_stream);
+    module_state *st = get_state(module);
+    Py_CLEAR(st->current_stream);
+    Py_CLEAR(st->bfloat16);
+    Py_CLEAR(st->float16);
+    Py_CLEAR(st->cpu_grouped_mm);
     return 0;
 }
 

@@ -16,6 +16,9 @@ typedef enum nvfp4_dtype {
     NVFP4_DTYPE_UINT8,
     NVFP4_DTYPE_FLOAT16,
     NVFP4_DTYPE_FP8_E4M3FN,
+    NVFP4_DTYPE_BFLOAT16,
+    NVFP4_DTYPE_INT32,
+    NVFP4_DTYPE_FLOAT32,
 } nvfp4_dtype;
 
 typedef enum nvfp4_device_type {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include <ATen/ops/empty.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/python_variable.h>
 #ifdef NVFP4_WITH_CUDA
@@ -34,11 +35,11 @@ constexpr std::array<dtype_info, DTYPES> make_dtype_table() {
     set(c10::ScalarType::Byte, NVFP4_DTYPE_UINT8, "torch.uint8");
     set(c10::ScalarType::Char, NVFP4_DTYPE_OTHER, "torch.int8");
     set(c10::ScalarType::Short, NVFP4_DTYPE_OTHER, "torch.int16");
-    set(c10::ScalarType::Int, NVFP4_DTYPE_OTHER, "torch.int32");
+    set(c10::ScalarType::Int, NVFP4_DTYPE_INT32, "torch.int32");
     set(c10::ScalarType::Long, NVFP4_DTYPE_OTHER, "torch.int64");
     set(c10::ScalarType::Half, NVFP4_DTYPE_FLOAT16, "torch.float16");
-    set(c10::ScalarType::BFloat16, NVFP4_DTYPE_OTHER, "torch.bfloat16");
-    set(c10::ScalarType::Float, NVFP4_DTYPE_OTHER, "torch.float32");
+    set(c10::ScalarType::BFloat16, NVFP4_DTYPE_BFLOAT16, "torch.bfloat16");
+    set(c10::ScalarType::Float, NVFP4_DTYPE_FLOAT32, "torch.float32");
     set(c10::ScalarType::Double, NVFP4_DTYPE_OTHER, "torch.float64");
     set(c10::ScalarType::Bool, NVFP4_DTYPE_OTHER, "torch.bool");
     set(c10::ScalarType::Float8_e4m3fn, NVFP4_DTYPE_FP8_E4M3FN, "torch.float8_e4m3fn");
@@ -97,11 +98,11 @@ inline nvfp4_read_status describe(const c10::TensorImpl *impl, nvfp4_tensor_desc
         out->device_type_name = where.name;
         out->device_index = device.index();
         out->data = 0;
-        // Only real memory has an address worth reading; other devices are rejected by the planner. The
-        // element size is the planner's (1 byte, or 2 for fp16): any other dtype is rejected, address unused.
+        // Only real memory has an address worth reading; other devices are rejected by the planner. Dtypes
+        // the callers reject have no address worth computing either.
         const c10::Storage &storage = impl->unsafe_storage();
-        if (out->device_type != NVFP4_DEVICE_OTHER && storage && storage.data()) {
-            const int64_t element_bytes = out->dtype == NVFP4_DTYPE_FLOAT16 ? 2 : 1;
+        if (out->device_type != NVFP4_DEVICE_OTHER && out->dtype != NVFP4_DTYPE_OTHER && storage && storage.data()) {
+            const int64_t element_bytes = static_cast<int64_t>(impl->dtype().itemsize());
             out->data = reinterpret_cast<uintptr_t>(static_cast<const char *>(storage.data()) +
                                                     impl->storage_offset() * element_bytes);
         }
@@ -138,24 +139,50 @@ extern "C" int nvfp4_read_group_tensors(PyObject *const *tensors, nvfp4_tensor_d
     return 1;
 }
 
-extern "C" PyObject *nvfp4_profiled_call(const char *name, PyObject *(*body)(PyObject *, PyObject *),
-                                        PyObject *module, PyObject *arg) {
+namespace {
+
+// body() inside a torch.profiler op called `name` and, in CUDA builds, an NVTX range of that name.
+template <typename Body>
+auto profiled(const char *name, Body body) -> decltype(body()) {
 #ifdef NVFP4_WITH_CUDA
     nvtxRangePushA(name);
 #endif
-    PyObject *result;
     // The observers torch has registered for this thread; none (the common case) means no op to make. The
     // callbacks catch what they throw, so no C++ exception crosses into the C caller.
     std::optional<at::StepCallbacks> callbacks = at::getStepCallbacksUnlessEmpty(at::RecordScope::FUNCTION);
+    decltype(body()) result;
     if (callbacks) {
         at::RecordFunction op(std::move(*callbacks));
         op.before(name);
-        result = body(module, arg);
+        result = body();
     } else {
-        result = body(module, arg);
+        result = body();
     }
 #ifdef NVFP4_WITH_CUDA
     nvtxRangePop();
 #endif
     return result;
+}
+
+}  // namespace
+
+extern "C" PyObject *nvfp4_profiled_call(const char *name, PyObject *(*body)(PyObject *, PyObject *),
+                                        PyObject *module, PyObject *arg) {
+    return profiled(name, [&] { return body(module, arg); });
+}
+
+extern "C" int nvfp4_profiled_run(const char *name, int (*body)(void *), void *context) {
+    return profiled(name, [&] { return body(context); });
+}
+
+extern "C" PyObject *nvfp4_new_matrix(int64_t rows, int64_t cols, int bf16, int32_t device) {
+    try {
+        const at::TensorOptions options =
+            at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kHalf).device(at::kCUDA, static_cast<int8_t>(device));
+        return THPVariable_Wrap(at::empty({rows, cols}, options));
+    } catch (const c10::Error &e) {
+        PyErr_Format(PyExc_RuntimeError, "grouped_mm: out: could not allocate the [%lld, %lld] output: %s",
+                     static_cast<long long>(rows), static_cast<long long>(cols), e.what_without_backtrace());
+        return nullptr;
+    }
 }

@@ -39,6 +39,13 @@ int nvfp4_read_group_tensors(PyObject *const *tensors, nvfp4_tensor_desc *const 
 PyObject *nvfp4_profiled_call(const char *name, PyObject *(*body)(PyObject *, PyObject *), PyObject *module,
                               PyObject *arg);
 
+/* The same for a body that returns 0 or -1: body(context), named `name`. */
+int nvfp4_profiled_run(const char *name, int (*body)(void *), void *context);
+
+/* A new uninitialised [rows, cols] CUDA tensor of bfloat16 (bf16) or float16 on `device`, from torch's caching
+ * allocator (on the current stream); NULL with a Python exception set when torch cannot make it. */
+PyObject *nvfp4_new_matrix(int64_t rows, int64_t cols, int bf16, int32_t device);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,10 @@
-"""GPU time of the stream-K Hopper kernel's two launches, apart: the token pre-pass and the main kernel.
+"""GPU time of the stream-K Hopper kernel's launches, apart, through both entry points: custom_kernel (the token
+pre-pass and the main kernel) and grouped_mm on the same problem in the MoE layout (its table kernel too).
 
-On the four benchmark specs, with the stream-K family forced: 3 warm-up calls, then torch.profiler over 5 calls;
-prints each kernel's mean device time. Run from the repository root on an H100/H200 after `make build`:
+On the four benchmark specs and the two MoE extras, with the stream-K family forced: 3 warm-up calls, then
+torch.profiler over 5 back-to-back calls; prints each kernel's mean device time and the span per call (first
+kernel's start to last kernel's end over the 5 calls, divided by 5: gaps included). Run from the repository root on
+an H100/H200 after `make build`:
     python3 dev/streamk_kernel_times.py
 """
 
@@ -15,29 +18,43 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "python"), os.path.join(ROOT, "bench")]
 
 import bench  # noqa: E402  (its BENCHMARK_SPECS)
-from nvfp4_group_gemm import _C, custom_kernel  # noqa: E402
+from nvfp4_group_gemm import _C, custom_kernel, grouped_mm, moe  # noqa: E402
 from nvfp4_group_gemm import data as inputs  # noqa: E402
 
 CALLS = 5
 
 
+def kernel_times(call, arg):
+    for _ in range(3):
+        call(arg)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as trace:
+        for _ in range(CALLS):
+            call(arg)
+        torch.cuda.synchronize()
+    times, starts, ends = {}, [], []
+    for event in trace.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            name = ("pre-pass" if "prepass" in event.name else "main" if "streamk_gemm" in event.name
+                    else "table" if "moe_table" in event.name else event.name)
+            times.setdefault(name, []).append(event.device_time_total)
+            starts.append(event.time_range.start)
+            ends.append(event.time_range.end)
+    parts = ", ".join(f"{name} {sum(t) / len(t):.1f} us" for name, t in times.items())
+    return f"{parts}; span {(max(ends) - min(starts)) / CALLS:.1f} us per call"
+
+
 def main():
     _C._set_kernel("auto")
-    for index, (m, n, k) in enumerate(bench.BENCHMARK_SPECS):
+    shapes = [(f"spec {i + 1}", m, n, k) for i, (m, n, k) in enumerate(bench.BENCHMARK_SPECS)]
+    shapes += [(name, m, n, k) for name, m, n, k in bench.MOE_EXTRAS]
+    for index, (label, m, n, k) in enumerate(shapes):
         data = inputs.generate_input(m, n, k, 1, seed=index, device="cuda")
-        for _ in range(3):
-            custom_kernel(data)
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as trace:
-            for _ in range(CALLS):
-                custom_kernel(data)
-            torch.cuda.synchronize()
-        times = {}
-        for event in trace.events():
-            if event.device_type == torch.autograd.DeviceType.CUDA:
-                name = "pre-pass" if "prepass" in event.name else "main" if "streamk_gemm" in event.name else event.name
-                times.setdefault(name, []).append(event.device_time_total)
-        print(f"spec {index + 1}: " + ", ".join(f"{name} {sum(t) / len(t):.1f} us" for name, t in times.items()))
+        args = moe.from_leaderboard(data)
+        out = torch.empty(sum(m), n, dtype=torch.float16, device="cuda")
+        print(f"{label} custom_kernel: {kernel_times(custom_kernel, data)}")
+        print(f"{label} grouped_mm:    "
+              f"{kernel_times(lambda a: grouped_mm(*a, out_dtype=torch.float16, out=out), args)}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ template <int CAPACITY>
 struct grouped_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
-    int32_t total_tiles;         // what tile_start counts
+    int32_t total_tiles;         // what tile_start counts (a bound when bounded_grid)
+    const float *alpha;          // a factor per entry, or null
+    int32_t out_bf16;            // c holds bfloat16
+    int32_t bounded_grid;        // the grid is a bound: CTAs past the last entry's tiles exit
     nvfp4_group_entry entries[CAPACITY];
 };
 static_assert(sizeof(grouped_params<LARGE_TABLE>) <= 4096, "the by-value table must fit the 4 KB parameter space");
@@ -141,6 +144,7 @@ int launch_with_capacity(const nvfp4_group_entry *host_entries, const nvfp4_grou
     grouped_params<CAPACITY> params;  // entries past those copied stay unwritten: never read
     params.device_table = device_table, params.num_entries = num_entries;
     params.total_tiles = shape.units;
+    params.alpha = shape.alpha, params.out_bf16 = shape.out_bf16, params.bounded_grid = shape.bounded_grid;
     if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
     const cudaError_t failed = Family<CAPACITY>::launch(params, shape, stream);
     return failed != cudaSuccess ? failed : cudaGetLastError();

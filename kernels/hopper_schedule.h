@@ -439,33 +439,52 @@ static inline NVFP4_HOST_DEVICE int64_t hopper_makespan_estimate(int64_t units, 
  * where its modelled makespan is lower, else HOPPER_CHUNK_MAX_ROWS. Wide chunks decode each weight for more
  * tokens and pay each k-block's fixed cost once, so they win wherever the work is split stream-K; narrow ones
  * win where whole units of wide chunks leave the busiest CTA far above a share (benchmark spec 4: 96 units of up
- * to 192 rows on 132 CTAs, 1.44 shares; with <= 128 rows, 128 units of 128, 1.03 shares). Problems of at most
- * HOPPER_CHUNK_NARROW_ROWS tokens chunk alike under both limits, so calls without larger ones skip the second
- * evaluation. The sizes must pass hopper_problem_fits; sums wrap like hopper_mul, never trap. */
+ * to 192 rows on 132 CTAs, 1.44 shares; with <= 128 rows, 128 units of 128, 1.03 shares).
+ * The choice is a function of three sums over the problems, per limit (hopper_chunk_tally), so a block of GPU
+ * threads can tally its share of the problems and combine the sums with atomics: the same integers as the host's
+ * loop, the same choice. The sizes must pass hopper_problem_fits; sums wrap like hopper_mul, never trap. */
+#define HOPPER_CHUNK_LIMITS 2
+static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_limit(int i) {
+    return i == 0 ? HOPPER_CHUNK_MAX_ROWS : HOPPER_CHUNK_NARROW_ROWS;
+}
+
+typedef struct hopper_chunk_tally {
+    uint64_t units[HOPPER_CHUNK_LIMITS], cost[HOPPER_CHUNK_LIMITS];
+    uint64_t widest[HOPPER_CHUNK_LIMITS]; /* the costliest unit: a maximum, not a sum */
+} hopper_chunk_tally;
+
+static inline NVFP4_HOST_DEVICE void hopper_chunk_tally_add(hopper_chunk_tally *tally, const hopper_problem *p) {
+    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
+        hopper_problem problem = *p;
+        problem.chunk_rows = hopper_chunk_limit(i);
+        const hopper_prefix t = hopper_problem_totals(&problem);
+        tally->units[i] += (uint64_t)t.units;
+        tally->cost[i] += (uint64_t)t.cost;
+        if (t.units > 0) { /* a unit's base-wide chunk is its widest */
+            const uint64_t full_cost = (uint64_t)hopper_problem_shape(&problem).full_cost;
+            if (full_cost > tally->widest[i]) tally->widest[i] = full_cost;
+        }
+    }
+}
+
+static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_tally_choice(const hopper_chunk_tally *tally, int32_t ctas) {
+    int64_t estimate[HOPPER_CHUNK_LIMITS];
+    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++)
+        estimate[i] = hopper_makespan_estimate((int64_t)tally->units[i], (int64_t)tally->cost[i],
+                                               (int64_t)tally->widest[i], ctas);
+    return estimate[1] < estimate[0] ? HOPPER_CHUNK_NARROW_ROWS : HOPPER_CHUNK_MAX_ROWS;
+}
+
+/* Problems of at most HOPPER_CHUNK_NARROW_ROWS tokens chunk alike under both limits (equal estimates: the wide
+ * limit), so calls without larger ones skip the tally. */
 static inline NVFP4_HOST_DEVICE int32_t hopper_choose_chunk_rows(const hopper_problem *problems, int32_t count,
                                                                  int32_t ctas) {
     int any_large = 0;
     for (int32_t p = 0; p < count; p++) any_large |= problems[p].m > HOPPER_CHUNK_NARROW_ROWS;
     if (!any_large) return HOPPER_CHUNK_MAX_ROWS;
-    int64_t estimate[2];
-    const int32_t limits[2] = {HOPPER_CHUNK_MAX_ROWS, HOPPER_CHUNK_NARROW_ROWS};
-    for (int i = 0; i < 2; i++) {
-        uint64_t units = 0, cost = 0;
-        int64_t widest = 0;
-        for (int32_t p = 0; p < count; p++) {
-            hopper_problem problem = problems[p];
-            problem.chunk_rows = limits[i];
-            const hopper_prefix t = hopper_problem_totals(&problem);
-            units += (uint64_t)t.units;
-            cost += (uint64_t)t.cost;
-            if (t.units > 0) { /* a unit's base-wide chunk is its widest */
-                const int64_t full_cost = hopper_problem_shape(&problem).full_cost;
-                if (full_cost > widest) widest = full_cost;
-            }
-        }
-        estimate[i] = hopper_makespan_estimate((int64_t)units, (int64_t)cost, widest, ctas);
-    }
-    return estimate[1] < estimate[0] ? HOPPER_CHUNK_NARROW_ROWS : HOPPER_CHUNK_MAX_ROWS;
+    hopper_chunk_tally tally = {{0, 0}, {0, 0}, {0, 0}};
+    for (int32_t p = 0; p < count; p++) hopper_chunk_tally_add(&tally, &problems[p]);
+    return hopper_chunk_tally_choice(&tally, ctas);
 }
 
 /* CTA q's share of the cost starts at q * C / P (q = P: the end). */

@@ -34,6 +34,7 @@
 //
 // The schedule's arithmetic (64-bit divisions and searches) runs only in the pre-pass's planning block, each phase
 // spread over its threads (plan_pieces).
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -104,6 +105,7 @@ struct piece_record {
     int32_t kb_begin, kb_end, rows, width;
     int32_t is_first, is_complete;
     int32_t q_begin, q_end;  // a split unit's first piece: the CTAs that may hold its partial pieces
+    int32_t first_row;       // the chunk's first token row in its group
     int64_t scratch_offset;
 };
 
@@ -122,6 +124,7 @@ struct piece_desc {
     int32_t kb_begin, kb_end, rows, width;
     int32_t is_first, is_complete;
     int32_t q_begin, q_end;  // a split unit's first piece: the CTAs that may hold its partial pieces
+    int32_t first_row;       // the chunk's first token row in its group
     // For the copier: everything its copies need, so that it holds no schedule or table state.
     const uint8_t *tokens;          // the chunk's decoded tokens at k-block 0
     const uint8_t *sfb;             // the unit's scale atoms at k-block 0
@@ -153,7 +156,10 @@ struct streamk_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
-    int32_t chunk_rows;                     // the call's chunk limit (hopper_choose_chunk_rows)
+    int32_t chunk_rows;                     // the call's chunk limit (hopper_choose_chunk_rows); 0: the
+                                            // pre-pass chooses it from the table (choose_chunk_rows_in_block)
+    int32_t out_bf16;                       // c holds bfloat16 instead of float16
+    const float *alpha;                     // non-null: c of entry p is multiplied by alpha[p] (device memory)
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
     float *partials;                        // [ctas][PARTIAL_FLOATS]: one slot per CTA
     int32_t *flags;                         // [ctas]: SLOT_WAITING, SLOT_PARTIAL or SLOT_EMPTY
@@ -249,7 +255,7 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
             const int32_t first_row = u.chunk * sh.base, rows = min(m - first_row, sh.base);
             piece_record r = {u.problem, u.slice, u.tile, u.chunk, i == 0 ? begin.kb : 0,
                               u.index == end.unit.index ? end.kb : sh.kblocks, rows, hopper_round_width(rows), 0, 0,
-                              q + 1, q + 1,
+                              q + 1, q + 1, first_row,
                               s.prefix[u.problem].scratch_bytes + u.slice * sh.slice_scratch +
                                   (int64_t)first_row * sh.kblocks * TOKEN_ROW_BYTES};
             r.is_first = r.kb_begin == 0;
@@ -276,6 +282,32 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
             sh = hopper_problem_shape(&s.problems[u.problem]);
         }
     }
+}
+
+// hopper_choose_chunk_rows over the block's threads: each tallies some problems, shared atomics add the tallies
+// (the same 64-bit sums in any order), and every thread returns the choice. Block-wide: all threads call it.
+__device__ __forceinline__ int32_t choose_chunk_rows_in_block(const hopper_problem *problems, int count, int ctas) {
+    __shared__ unsigned long long sums[3][HOPPER_CHUNK_LIMITS];  // units, cost, widest
+    if (threadIdx.x < 3 * HOPPER_CHUNK_LIMITS) sums[threadIdx.x / HOPPER_CHUNK_LIMITS][threadIdx.x % HOPPER_CHUNK_LIMITS] = 0;
+    __syncthreads();
+    hopper_chunk_tally mine = {{0, 0}, {0, 0}, {0, 0}};
+    for (int p = threadIdx.x; p < count; p += blockDim.x) hopper_chunk_tally_add(&mine, &problems[p]);
+    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
+        if (mine.units[i] == 0) continue;
+        atomicAdd(&sums[0][i], (unsigned long long)mine.units[i]);
+        atomicAdd(&sums[1][i], (unsigned long long)mine.cost[i]);
+        atomicMax(&sums[2][i], (unsigned long long)mine.widest[i]);
+    }
+    __syncthreads();
+    hopper_chunk_tally total;
+    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
+        total.units[i] = sums[0][i];
+        total.cost[i] = sums[1][i];
+        total.widest[i] = sums[2][i];
+    }
+    const int32_t choice = hopper_chunk_tally_choice(&total, ctas);
+    __syncthreads();  // the sums are read before a later call could reset them
+    return choice;
 }
 
 // The pre-pass's shared memory, sized by the call (dynamic): the schedule's tables for `count` problems and `ctas`
@@ -321,6 +353,11 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
         t.problems[p] = hopper_problem{g.m, g.n, g.k, g.l, params.chunk_rows};
     }
     __syncthreads();
+    if (params.chunk_rows == 0) {  // sizes only the device knows: every block makes the same choice
+        const int32_t chunk_rows = choose_chunk_rows_in_block(t.problems, count, params.ctas);
+        for (int p = threadIdx.x; p < count; p += blockDim.x) t.problems[p].chunk_rows = chunk_rows;
+        __syncthreads();
+    }
     build_prefix(t.problems, t.prefix, t.row_prefix, count);
     const hopper_schedule s = hopper_schedule_attach(t.problems, t.prefix, count, params.ctas);
     // The plan runs in a block of its own, past the decoded rows, so that no block does both: the grid's time is
@@ -357,8 +394,9 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
             out = t.prefix[lo].scratch_bytes + slice * sh.slice_scratch +
                   ((int64_t)chunk * sh.base * sh.kblocks + (int64_t)kb * width + chunk_row) * TOKEN_ROW_BYTES;
             const nvfp4_group_entry &g = entry_of(params, lo);
-            if (chunk_row < hopper_chunk_rows(g.m, params.chunk_rows, chunk)) {
-                const int token = hopper_chunk_first_row(g.m, params.chunk_rows, chunk) + chunk_row;
+            const int32_t chunk_rows = t.problems[lo].chunk_rows;
+            if (chunk_row < hopper_chunk_rows(g.m, chunk_rows, chunk)) {
+                const int token = hopper_chunk_first_row(g.m, chunk_rows, chunk) + chunk_row;
                 const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
                 const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)),
                                          __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
@@ -434,7 +472,7 @@ __device__ __forceinline__ void run_scheduler(const streamk_params &params, shar
             __syncwarp();
             publish_tensor_map(map, &shared.weight_map);
             desc = piece_desc{r.problem, r.slice, r.tile, r.chunk, r.kb_begin, r.kb_end, r.rows, r.width,
-                              r.is_first, r.is_complete, r.q_begin, r.q_end};
+                              r.is_first, r.is_complete, r.q_begin, r.q_end, r.first_row};
             desc.n0 = r.tile * WEIGHT_ROWS;
             desc.tokens = params.scratch + r.scratch_offset;
             desc.sfb = g.sfb + r.slice * g.sfb_batch_stride +
@@ -693,7 +731,11 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     // Write c, EPILOGUE_TOKENS tokens at a time: staged as [token][weight row] so that a c row is contiguous.
     uint8_t *staging = shared.epilogue[consumer];
     uint8_t *c = g.c + piece.slice * g.c_batch_stride;
-    const int token0 = hopper_chunk_first_row(g.m, params.chunk_rows, piece.chunk);
+    const int token0 = piece.first_row;
+    // The accumulators carry 2^-14 (ACCUMULATOR_SCALE_2); times the entry's alpha in the same product, so the
+    // value is rounded once in fp32, then once to the output type.
+    const float output_scale = params.alpha ? ACCUMULATOR_SCALE_2 * params.alpha[piece.problem] : ACCUMULATOR_SCALE_2;
+    const bool bf16 = params.out_bf16 != 0;
     const int col0 = n0 + consumer * CONSUMER_ROWS;
     const bool wide_stores = g.c_row_stride % 16 == 0 && reinterpret_cast<uintptr_t>(c) % 16 == 0;
 #pragma unroll
@@ -705,8 +747,9 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int token = 8 * i + 2 * t + e % 2, col = warp * 16 + lane / 4 + 8 * (e / 2);
-                *reinterpret_cast<__half *>(staging + token * EPILOGUE_PITCH + col * 2) =
-                    __float2half_rn(acc[j * EPILOGUE_TOKENS / 2 + 4 * i + e] * ACCUMULATOR_SCALE_2);
+                const float value = acc[j * EPILOGUE_TOKENS / 2 + 4 * i + e] * output_scale;
+                *reinterpret_cast<uint16_t *>(staging + token * EPILOGUE_PITCH + col * 2) =
+                    bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(value)) : __half_as_ushort(__float2half_rn(value));
             }
         sync_consumer(consumer);
         for (int i = thread; i < tokens * 8; i += 128) {
@@ -880,6 +923,8 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     params.device_table = device_table;
     params.num_entries = num_entries;
     params.chunk_rows = shape.chunk_rows;
+    params.out_bf16 = shape.out_bf16;
+    params.alpha = shape.alpha;
     if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
     const int ctas = shape.grid;
     const workspace_layout w = layout_for(shape);

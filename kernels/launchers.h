@@ -26,6 +26,9 @@ typedef struct nvfp4_launch_shape {
     int64_t token_rows;          /* stream-K Hopper kernel: padded token rows, >= 1 (the pre-pass's grid) */
     int32_t max_kblocks;         /* stream-K Hopper kernel: the most 64-K blocks of any group */
     int32_t chunk_rows;          /* stream-K Hopper kernel: the call's chunk limit (hopper_choose_chunk_rows) */
+    const float *alpha;          /* portable kernel: a factor per table entry on the device, or null for 1 */
+    int32_t out_bf16;            /* portable kernel: c holds bfloat16 instead of float16 */
+    int32_t bounded_grid;        /* portable kernel: units is a bound; CTAs past the table's last tile exit */
 } nvfp4_launch_shape;
 
 /* Each enqueues its kernel on stream (a cudaStream_t). The table is either host_entries (num_entries <=
@@ -47,6 +50,20 @@ int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_gro
 #define NVFP4_STREAMK_MAX_KBLOCKS 65535 /* the pre-pass's grid.y: K <= 64 * 65535 */
 int nvfp4_hopper_streamk_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                                 int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
+
+/* Writes the group table of an MoE-layout call (grouped_mm) into device memory on `stream`, from the cumulative
+ * expert end offsets that live on the device: one entry per expert (M = 0 for an empty one), ends clamped into
+ * [previous end, tokens], an expert whose scale block would run past a_scale's rows left empty. tile_start counts
+ * the portable kernel's tiles. At most NVFP4_MOE_MAX_EXPERTS experts. Returns the launch's cudaError_t. */
+#define NVFP4_MOE_MAX_EXPERTS 1024
+typedef struct nvfp4_moe_call {
+    const uint8_t *a, *b, *a_scale, *b_scale;
+    uint8_t *out;
+    const int32_t *offsets;
+    const float *alpha;
+    int32_t tokens, experts, n, k, scale_rows, out_bf16, device;
+} nvfp4_moe_call;
+int nvfp4_moe_table_launch(const nvfp4_moe_call *call, nvfp4_group_entry *table, void *stream);
 
 #ifdef __cplusplus
 }

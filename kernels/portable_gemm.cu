@@ -15,6 +15,7 @@
 // accumulate), fragments loaded by ldmatrix from rows padded by 16 bytes so the 8 row addresses of
 // each ldmatrix phase hit different banks. The epilogue rounds to fp16 (nearest) and stores only
 // elements inside M x N.
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <string.h>
@@ -93,18 +94,42 @@ __device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Stores two adjacent outputs of one row (accumulators, still carrying the operands' 2^-14); a half2
-// store when both exist and the address allows it.
-__device__ __forceinline__ void store_pair(uint8_t *c_row, int col, int n, float x, float y) {
-    x *= ACCUMULATOR_SCALE;
-    y *= ACCUMULATOR_SCALE;
-    __half *p = reinterpret_cast<__half *>(c_row) + col;
+// float16 and bfloat16 outputs: one element, and a pair in one 4-byte store.
+struct half_output {
+    typedef __half element;
+    typedef __half2 pair;
+    static __device__ __forceinline__ element one(float x) { return __float2half_rn(x); }
+    static __device__ __forceinline__ pair two(float x, float y) { return __floats2half2_rn(x, y); }
+};
+struct bfloat16_output {
+    typedef __nv_bfloat16 element;
+    typedef __nv_bfloat162 pair;
+    static __device__ __forceinline__ element one(float x) { return __float2bfloat16_rn(x); }
+    static __device__ __forceinline__ pair two(float x, float y) { return __floats2bfloat162_rn(x, y); }
+};
+
+// Stores two adjacent outputs of one row (accumulators times `factor`: 2^14 for the operands' 2^-14, times the
+// entry's alpha where there is one), each rounded once; a pair store when both exist and the address allows it.
+template <typename Output>
+__device__ __forceinline__ void store_pair(uint8_t *c_row, int col, int n, float factor, float x, float y) {
+    x *= factor;
+    y *= factor;
+    typename Output::element *p = reinterpret_cast<typename Output::element *>(c_row) + col;
     if (col + 1 < n && (reinterpret_cast<uintptr_t>(p) & 3) == 0) {
-        *reinterpret_cast<__half2 *>(p) = __floats2half2_rn(x, y);
+        *reinterpret_cast<typename Output::pair *>(p) = Output::two(x, y);
     } else {
-        if (col < n) p[0] = __float2half_rn(x);
-        if (col + 1 < n) p[1] = __float2half_rn(y);
+        if (col < n) p[0] = Output::one(x);
+        if (col + 1 < n) p[1] = Output::one(y);
     }
+}
+
+// Past the last tile of a table whose tile count only the device knows (a grid sized by a bound).
+template <int CAPACITY>
+__device__ __forceinline__ bool past_last_tile(const grouped_params<CAPACITY> &params, int tile) {
+    if (!params.bounded_grid) return false;
+    const nvfp4_group_entry &last = (params.device_table ? params.device_table : params.entries)[params.num_entries - 1];
+    const int tiles = (last.m + NVFP4_TILE_M - 1) / NVFP4_TILE_M * ((last.n + NVFP4_TILE_N - 1) / NVFP4_TILE_N) * last.l;
+    return tile >= last.tile_start + tiles;
 }
 
 template <int CAPACITY>
@@ -112,6 +137,7 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
     __shared__ __align__(16) __half a_tile[TILE_M * SMEM_STRIDE];
     __shared__ __align__(16) __half b_tile[TILE_N * SMEM_STRIDE];
 
+    if (past_last_tile(params, blockIdx.x)) return;
     const tile_coords where = locate_tile(params, blockIdx.x);
     const nvfp4_group_entry &g = *where.group;
     const int slice = where.slice, m0 = where.m0, n0 = where.n0;
@@ -171,6 +197,8 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
     }
 
     uint8_t *c = g.c + slice * g.c_batch_stride;
+    const nvfp4_group_entry *table = params.device_table ? params.device_table : params.entries;
+    const float factor = ACCUMULATOR_SCALE * (params.alpha ? params.alpha[where.group - table] : 1.0f);
 #pragma unroll
     for (int i = 0; i < WARP_M / 16; i++) {
 #pragma unroll
@@ -181,7 +209,10 @@ __global__ void __launch_bounds__(THREADS) portable_gemm_kernel(const __grid_con
 #pragma unroll
             for (int j = 0; j < WARP_N / 8; j++) {
                 const int col = n0 + warp_n + j * 8 + (lane % 4) * 2;
-                store_pair(c_row, col, n, acc[i][j][2 * half_row], acc[i][j][2 * half_row + 1]);
+                if (params.out_bf16)
+                    store_pair<bfloat16_output>(c_row, col, n, factor, acc[i][j][2 * half_row], acc[i][j][2 * half_row + 1]);
+                else
+                    store_pair<half_output>(c_row, col, n, factor, acc[i][j][2 * half_row], acc[i][j][2 * half_row + 1]);
             }
         }
     }

@@ -166,9 +166,9 @@ def tree(tmp_path_factory):
 
 
 def test_first_build_links_an_importable_module(tree):
-    expected = {"csrc/module.o", "csrc/planner.o", "csrc/device.o", "csrc/torch_bridge.o"}
+    expected = {"csrc/module.o", "csrc/planner.o", "csrc/moe_args.o", "csrc/device.o", "csrc/torch_bridge.o"}
     if HAVE_NVCC:
-        expected |= {"kernels/portable_gemm.o", "kernels/hopper_streamk.o"}
+        expected |= {"kernels/portable_gemm.o", "kernels/moe_table.o", "kernels/hopper_streamk.o"}
     assert set(tree.objects()) == expected
     probe = subprocess.run([sys.executable, "-c", "from nvfp4_group_gemm import _C; print(_C.WITH_CUDA)"],
                            cwd=tree.root, env=dict(tree.env, PYTHONPATH=str(tree.root / "python")),
@@ -220,9 +220,9 @@ def test_kernel_header_edit_rebuilds_the_kernels_and_relinks(tree):
 
 @pytest.mark.skipif(not HAVE_NVCC, reason=NO_NVCC)
 def test_changed_gencode_rebuilds_only_that_kernel(tree):
-    # Runs last: it leaves the copy built with NVFP4_GENCODE set.
+    # Runs last: it leaves the copy built with NVFP4_GENCODE set (the portable kernel and the MoE table kernel).
     objects, module = tree.objects(), tree.module_id()
     ptx = "-gencode=arch=compute_80,code=compute_80"
     output = tree.build(NVFP4_GENCODE=ptx)
-    assert_rebuilt_exactly(tree, output, {"kernels/portable_gemm.o"}, objects, module)
+    assert_rebuilt_exactly(tree, output, {"kernels/portable_gemm.o", "kernels/moe_table.o"}, objects, module)
     assert "ninja: no work to do." in tree.build(NVFP4_GENCODE=ptx)

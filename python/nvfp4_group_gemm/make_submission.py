@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRY_SOURCES = [
     "csrc/module.c",
     "csrc/planner.c",
+    "csrc/moe_args.c",
     "csrc/device.c",
     "csrc/torch_bridge.cpp",
     "kernels/portable_gemm.cu",
+    "kernels/moe_table.cu",
     "kernels/hopper_streamk.cu",
 ]
 INCLUDE_DIRS = ["csrc", "kernels"]

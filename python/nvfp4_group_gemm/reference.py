@@ -36,13 +36,13 @@ def dequantize(packed, sf):
     return values * scales.repeat_interleave(SF_VEC, dim=1)
 
 
-def round_to_float16(x):
-    """float64 -> float16, rounded once to nearest-even.
+def round_to(x, dtype):
+    """float64 -> float16 or bfloat16, rounded once to nearest-even.
 
     torch converts float64 to float16 through float32 on CPU and CUDA alike, rounding twice: 1024.5 + 2^-20 becomes
     1024, not 1025. Rounding to float32 "to odd" instead (an inexact result keeps an odd last bit, so it never lands
-    on a float16 tie) makes the second rounding give the correctly rounded float16; that needs float32 to carry at
-    least 2 more bits than float16, and it carries 13.
+    on a tie of the narrower type) makes the second rounding give the correctly rounded value; that needs float32 to
+    carry at least 2 more bits than the target, and it carries 13 more than float16 and 16 more than bfloat16.
     """
     nearest = x.to(torch.float32)
     overshot = nearest.to(torch.float64).abs() > x.abs()
@@ -50,7 +50,12 @@ def round_to_float16(x):
     inexact = toward_zero.to(torch.float64) != x
     # Setting the lowest mantissa bit of the truncated value picks whichever neighbour is odd.
     to_odd = (toward_zero.view(torch.int32) | inexact.to(torch.int32)).view(torch.float32)
-    return to_odd.to(torch.float16)
+    return to_odd.to(dtype)
+
+
+def round_to_float16(x):
+    """float64 -> float16, rounded once (round_to)."""
+    return round_to(x, torch.float16)
 
 
 def ref_kernel(data):
