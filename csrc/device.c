@@ -363,12 +363,22 @@ int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_
     cudaStream_t on = (cudaStream_t)stream;
     nvfp4_group_entry *table = NULL;
     nvfp4_launch_config config;
+    nvfp4_moe_call made = *call;
     int previous = 0, status = -1;
     if (moe_launch_shape(cuda, call, &config, message, message_size)) return -1;
+    const int streamk = config.launch != nvfp4_portable_launch;
+    const size_t table_bytes = sizeof(nvfp4_group_entry) * (size_t)call->experts;
+    const size_t bytes = table_bytes + (streamk ? hopper_device_tables_bytes(call->experts) : 0);
     if (enter_device(call->device, &previous, message, message_size)) return -1;
-    /* Stream-ordered: the table lives exactly as long as this call's kernels on this stream, under graph capture too. */
-    CUDA_CHECK(cudaMallocAsync((void **)&table, sizeof(nvfp4_group_entry) * (size_t)call->experts, on));
-    CUDA_CHECK((cudaError_t)nvfp4_moe_table_launch(call, table, (void *)stream));
+    /* Stream-ordered: the table lives exactly as long as this call's kernels on this stream, under graph capture too.
+     * The stream-K kernel's schedule tables follow it (entries are 128 bytes: aligned). */
+    CUDA_CHECK(cudaMallocAsync((void **)&table, bytes, on));
+    if (streamk) {
+        made.schedule_tables = (uint8_t *)table + table_bytes;
+        made.ctas = config.shape.grid;
+        config.shape.schedule_tables = made.schedule_tables;
+    }
+    CUDA_CHECK((cudaError_t)nvfp4_moe_table_launch(&made, table, (void *)stream));
     count_launch(cuda, config.launch);
     CUDA_CHECK((cudaError_t)config.launch(NULL, table, call->experts, &config.shape, (void *)stream));
     status = 0;

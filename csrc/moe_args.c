@@ -190,5 +190,7 @@ nvfp4_moe_call nvfp4_moe_make_call(const nvfp4_moe_args *args, const nvfp4_moe_s
     call.scale_rows = shape->scale_rows;
     call.out_bf16 = args->out_bf16;
     call.device = shape->device_index;
+    call.schedule_tables = NULL; /* the launcher's */
+    call.ctas = 0;
     return call;
 }

@@ -269,6 +269,31 @@ static inline NVFP4_HOST_DEVICE int hopper_schedule_init(hopper_schedule *s, con
     return 0;
 }
 
+/* ---- The tables of a schedule built once on the device (the MoE path's table kernel, kernels/moe_table.cu, where
+ * only the device knows the sizes), for every pre-pass block to copy instead of recomputing: a header, then
+ * prefix[count + 1] (hopper_schedule_init's), problems[count] (chunk_rows set) and row_prefix[count + 1] (padded
+ * token rows of the problems before: slices x the chunks' widths). */
+typedef struct hopper_device_tables {
+    int32_t count;
+    int32_t chunk_rows;  /* the call's chunk limit, hopper_choose_chunk_rows's choice */
+    int32_t padded_rows; /* row_prefix[count]: the pre-pass's rows */
+    int32_t unused;
+} hopper_device_tables;
+
+static inline NVFP4_HOST_DEVICE size_t hopper_device_tables_bytes(int32_t count) {
+    return sizeof(hopper_device_tables) + sizeof(hopper_prefix) * ((size_t)count + 1) +
+           sizeof(hopper_problem) * (size_t)count + sizeof(int32_t) * ((size_t)count + 1);
+}
+static inline NVFP4_HOST_DEVICE hopper_prefix *hopper_device_tables_prefix(hopper_device_tables *t) {
+    return (hopper_prefix *)(t + 1); /* 16 bytes in: aligned for the int64 fields */
+}
+static inline NVFP4_HOST_DEVICE hopper_problem *hopper_device_tables_problems(hopper_device_tables *t) {
+    return (hopper_problem *)(hopper_device_tables_prefix(t) + t->count + 1);
+}
+static inline NVFP4_HOST_DEVICE int32_t *hopper_device_tables_row_prefix(hopper_device_tables *t) {
+    return (int32_t *)(hopper_device_tables_problems(t) + t->count);
+}
+
 /* ---- Token scratch: every chunk's tokens as fp16 [kblock][width rows][64 halves], chunks in unit order
  * (problem, slice, chunk), width * 128 bytes per k-block, contiguous. Weight tiles share their chunk's scratch. */
 

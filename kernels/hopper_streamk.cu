@@ -156,8 +156,9 @@ struct streamk_params {
     const nvfp4_group_entry *device_table;  // non-null: the table lives in device memory
     int32_t num_entries;
     int32_t ctas;                           // the main kernel's grid: one CTA per SM
-    int32_t chunk_rows;                     // the call's chunk limit (hopper_choose_chunk_rows); 0: the
-                                            // pre-pass chooses it from the table (choose_chunk_rows_in_block)
+    int32_t chunk_rows;                     // the call's chunk limit (hopper_choose_chunk_rows), or 0 with
+                                            // schedule_tables
+    hopper_device_tables *schedule_tables;  // non-null: the schedule's tables, made on the device (the MoE path)
     int32_t out_bf16;                       // c holds bfloat16 instead of float16
     const float *alpha;                     // non-null: c of entry p is multiplied by alpha[p] (device memory)
     uint8_t *scratch;                       // the pre-pass's decoded tokens (hopper_scratch_offset's layout)
@@ -284,32 +285,6 @@ __device__ __forceinline__ void plan_pieces(const streamk_params &params, const 
     }
 }
 
-// hopper_choose_chunk_rows over the block's threads: each tallies some problems, shared atomics add the tallies
-// (the same 64-bit sums in any order), and every thread returns the choice. Block-wide: all threads call it.
-__device__ __forceinline__ int32_t choose_chunk_rows_in_block(const hopper_problem *problems, int count, int ctas) {
-    __shared__ unsigned long long sums[3][HOPPER_CHUNK_LIMITS];  // units, cost, widest
-    if (threadIdx.x < 3 * HOPPER_CHUNK_LIMITS) sums[threadIdx.x / HOPPER_CHUNK_LIMITS][threadIdx.x % HOPPER_CHUNK_LIMITS] = 0;
-    __syncthreads();
-    hopper_chunk_tally mine = {{0, 0}, {0, 0}, {0, 0}};
-    for (int p = threadIdx.x; p < count; p += blockDim.x) hopper_chunk_tally_add(&mine, &problems[p]);
-    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
-        if (mine.units[i] == 0) continue;
-        atomicAdd(&sums[0][i], (unsigned long long)mine.units[i]);
-        atomicAdd(&sums[1][i], (unsigned long long)mine.cost[i]);
-        atomicMax(&sums[2][i], (unsigned long long)mine.widest[i]);
-    }
-    __syncthreads();
-    hopper_chunk_tally total;
-    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
-        total.units[i] = sums[0][i];
-        total.cost[i] = sums[1][i];
-        total.widest[i] = sums[2][i];
-    }
-    const int32_t choice = hopper_chunk_tally_choice(&total, ctas);
-    __syncthreads();  // the sums are read before a later call could reset them
-    return choice;
-}
-
 // The pre-pass's shared memory, sized by the call (dynamic): the schedule's tables for `count` problems and `ctas`
 // CTAs (at most NVFP4_STREAMK_MAX_GROUPS and NVFP4_STREAMK_MAX_CTAS), then each warp's staging of its 32 decoded
 // rows. Few groups, little memory, more blocks per SM.
@@ -347,22 +322,33 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
     dependents_may_launch();
     extern __shared__ __align__(16) uint8_t dynamic_shared[];
     const int count = params.num_entries;
+    const bool planning_block = blockIdx.x == gridDim.x - 1 && blockIdx.y == 0;
     const prepass_shared t = carve_prepass_shared(dynamic_shared, count, params.ctas);
-    for (int p = threadIdx.x; p < count; p += blockDim.x) {
-        const nvfp4_group_entry &g = entry_of(params, p);
-        t.problems[p] = hopper_problem{g.m, g.n, g.k, g.l, params.chunk_rows};
-    }
-    __syncthreads();
-    if (params.chunk_rows == 0) {  // sizes only the device knows: every block makes the same choice
-        const int32_t chunk_rows = choose_chunk_rows_in_block(t.problems, count, params.ctas);
-        for (int p = threadIdx.x; p < count; p += blockDim.x) t.problems[p].chunk_rows = chunk_rows;
+    if (params.schedule_tables) {
+        // The tables made on the device; the grid is sized by a bound, so blocks past the real rows leave at once.
+        hopper_device_tables *made = params.schedule_tables;
+        if (!planning_block && blockIdx.x * blockDim.x >= (unsigned)made->padded_rows) return;
+        const hopper_prefix *prefix = hopper_device_tables_prefix(made);
+        const hopper_problem *problems = hopper_device_tables_problems(made);
+        const int32_t *row_prefix = hopper_device_tables_row_prefix(made);
+        for (int p = threadIdx.x; p <= count; p += blockDim.x) {
+            t.prefix[p] = prefix[p];
+            t.row_prefix[p] = row_prefix[p];
+            if (p < count) t.problems[p] = problems[p];
+        }
         __syncthreads();
+    } else {
+        for (int p = threadIdx.x; p < count; p += blockDim.x) {
+            const nvfp4_group_entry &g = entry_of(params, p);
+            t.problems[p] = hopper_problem{g.m, g.n, g.k, g.l, params.chunk_rows};
+        }
+        __syncthreads();
+        build_prefix(t.problems, t.prefix, t.row_prefix, count);
     }
-    build_prefix(t.problems, t.prefix, t.row_prefix, count);
     const hopper_schedule s = hopper_schedule_attach(t.problems, t.prefix, count, params.ctas);
     // The plan runs in a block of its own, past the decoded rows, so that no block does both: the grid's time is
     // then the longer of the plan and the decode, not their sum.
-    if (blockIdx.x == gridDim.x - 1 && blockIdx.y == 0) {
+    if (planning_block) {
         plan_pieces(params, s, t.boundary_costs);
         return;
     }
@@ -923,6 +909,7 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     params.device_table = device_table;
     params.num_entries = num_entries;
     params.chunk_rows = shape.chunk_rows;
+    params.schedule_tables = static_cast<hopper_device_tables *>(const_cast<void *>(shape.schedule_tables));
     params.out_bf16 = shape.out_bf16;
     params.alpha = shape.alpha;
     if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);

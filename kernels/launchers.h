@@ -29,6 +29,8 @@ typedef struct nvfp4_launch_shape {
     const float *alpha;          /* portable kernel: a factor per table entry on the device, or null for 1 */
     int32_t out_bf16;            /* portable kernel: c holds bfloat16 instead of float16 */
     int32_t bounded_grid;        /* portable kernel: units is a bound; CTAs past the table's last tile exit */
+    const void *schedule_tables; /* stream-K Hopper kernel: its schedule's tables, made on the device
+                                    (hopper_device_tables); null: every pre-pass block builds them from the table */
 } nvfp4_launch_shape;
 
 /* Each enqueues its kernel on stream (a cudaStream_t). The table is either host_entries (num_entries <=
@@ -54,7 +56,8 @@ int nvfp4_hopper_streamk_launch(const nvfp4_group_entry *host_entries, const nvf
 /* Writes the group table of an MoE-layout call (grouped_mm) into device memory on `stream`, from the cumulative
  * expert end offsets that live on the device: one entry per expert (M = 0 for an empty one), ends clamped into
  * [previous end, tokens], an expert whose scale block would run past a_scale's rows left empty. tile_start counts
- * the portable kernel's tiles. At most NVFP4_MOE_MAX_EXPERTS experts. Returns the launch's cudaError_t. */
+ * the portable kernel's tiles. With call->schedule_tables, also the stream-K schedule's tables of those entries.
+ * At most NVFP4_MOE_MAX_EXPERTS experts. Returns the launch's cudaError_t. */
 #define NVFP4_MOE_MAX_EXPERTS 1024
 typedef struct nvfp4_moe_call {
     const uint8_t *a, *b, *a_scale, *b_scale;
@@ -62,6 +65,10 @@ typedef struct nvfp4_moe_call {
     const int32_t *offsets;
     const float *alpha;
     int32_t tokens, experts, n, k, scale_rows, out_bf16, device;
+    /* The stream-K kernel's schedule tables (hopper_device_tables, hopper_schedule.h) for `ctas` CTAs, which the
+     * table kernel also writes when non-null; the launcher sets both. */
+    void *schedule_tables;
+    int32_t ctas;
 } nvfp4_moe_call;
 int nvfp4_moe_table_launch(const nvfp4_moe_call *call, nvfp4_group_entry *table, void *stream);
 

@@ -10,10 +10,14 @@
 //    blockscale_offsets and torchao's stacked quantizer); an expert whose block would run past a_scale's rows is
 //    given no rows, so no read leaves the tensor;
 //  - its first portable-kernel tile: the sum of the tiles of the experts before it.
+// For the stream-K kernel it also writes the schedule's tables (hopper_device_tables), which every pre-pass block
+// would otherwise rebuild: the chunk limit (hopper_choose_chunk_rows's sums, added by shared atomics), then each
+// expert's totals and padded rows, scanned.
 #include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "group_table.h"
+#include "hopper_schedule.h"
 #include "launchers.h"
 
 namespace {
@@ -38,6 +42,58 @@ __device__ __forceinline__ int64_t inclusive_scan(int64_t value, int64_t *scratc
     return value;
 }
 
+// The stream-K schedule's tables of the experts' sizes (m = rows of this thread's expert, 0 past the experts).
+// Block-wide: every thread calls it.
+__device__ __forceinline__ void write_schedule_tables(const nvfp4_moe_call &call, int32_t rows, int64_t *scratch) {
+    __shared__ unsigned long long sums[3][HOPPER_CHUNK_LIMITS];  // units, cost, widest unit
+    if (threadIdx.x < 3 * HOPPER_CHUNK_LIMITS) sums[threadIdx.x / HOPPER_CHUNK_LIMITS][threadIdx.x % HOPPER_CHUNK_LIMITS] = 0;
+    __syncthreads();
+    hopper_problem problem = {rows, call.n, call.k, 1, HOPPER_CHUNK_MAX_ROWS};
+    hopper_chunk_tally mine = {{0, 0}, {0, 0}, {0, 0}};
+    hopper_chunk_tally_add(&mine, &problem);
+    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
+        if (mine.units[i] == 0) continue;
+        atomicAdd(&sums[0][i], (unsigned long long)mine.units[i]);
+        atomicAdd(&sums[1][i], (unsigned long long)mine.cost[i]);
+        atomicMax(&sums[2][i], (unsigned long long)mine.widest[i]);
+    }
+    __syncthreads();
+    hopper_chunk_tally total;
+    for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
+        total.units[i] = sums[0][i];
+        total.cost[i] = sums[1][i];
+        total.widest[i] = sums[2][i];
+    }
+    problem.chunk_rows = hopper_chunk_tally_choice(&total, call.ctas);
+    const hopper_prefix own = hopper_problem_totals(&problem);
+    const int64_t padded_rows = hopper_problem_shape(&problem).tile_width;  // l = 1
+    hopper_prefix end;  // inclusive sums over the experts up to this one
+    end.cost = inclusive_scan<SCAN_SUM>(own.cost, scratch);
+    end.units = inclusive_scan<SCAN_SUM>(own.units, scratch);
+    end.scratch_bytes = inclusive_scan<SCAN_SUM>(own.scratch_bytes, scratch);
+    const int64_t rows_end = inclusive_scan<SCAN_SUM>(padded_rows, scratch);
+    hopper_device_tables *tables = static_cast<hopper_device_tables *>(call.schedule_tables);
+    const int e = threadIdx.x;
+    if (e == 0) {
+        tables->count = call.experts;
+        tables->chunk_rows = problem.chunk_rows;
+    }
+    if (e >= call.experts) return;
+    // Where hopper_device_tables_* put them, from call.experts: thread 0's write of count is not visible here.
+    hopper_prefix *prefix = reinterpret_cast<hopper_prefix *>(tables + 1);
+    hopper_problem *problems = reinterpret_cast<hopper_problem *>(prefix + call.experts + 1);
+    int32_t *row_prefix = reinterpret_cast<int32_t *>(problems + call.experts);
+    const hopper_prefix begin = {end.cost - own.cost, end.units - own.units, end.scratch_bytes - own.scratch_bytes};
+    prefix[e] = begin;
+    problems[e] = problem;
+    row_prefix[e] = (int32_t)(rows_end - padded_rows);
+    if (e == call.experts - 1) {
+        prefix[e + 1] = end;
+        row_prefix[e + 1] = (int32_t)rows_end;
+        tables->padded_rows = (int32_t)rows_end;
+    }
+}
+
 __global__ void __launch_bounds__(MAX_EXPERTS) moe_table_kernel(const nvfp4_moe_call call, nvfp4_group_entry *table) {
     __shared__ int64_t scratch[MAX_EXPERTS];
     const int e = threadIdx.x;
@@ -55,6 +111,7 @@ __global__ void __launch_bounds__(MAX_EXPERTS) moe_table_kernel(const nvfp4_moe_
     const int64_t tiles_n = (call.n + NVFP4_TILE_N - 1) / NVFP4_TILE_N;
     const int64_t tiles = (rows + NVFP4_TILE_M - 1) / NVFP4_TILE_M * tiles_n;
     const int64_t tile_start = inclusive_scan<SCAN_SUM>(tiles, scratch) - tiles;
+    if (call.schedule_tables) write_schedule_tables(call, (int32_t)rows, scratch);  // uniform: all threads take it
     if (!expert) return;
 
     const int64_t row_bytes = call.k / 2, scale_cols = call.k / NVFP4_SF_VEC;
