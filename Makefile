@@ -11,6 +11,7 @@ SANITIZER ?= compute-sanitizer
 deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
 	@$(PYTHON) -c "import pytest" 2>/dev/null || $(PIP) install pytest
+	@$(PYTHON) -c "import hypothesis" 2>/dev/null || $(PIP) install hypothesis
 	@$(PYTHON) -c "import setuptools, wheel" 2>/dev/null || $(PIP) install setuptools wheel
 	@ninja --version >/dev/null 2>&1 || $(PYTHON) -c "import ninja" 2>/dev/null || $(PIP) install ninja
 

@@ -100,6 +100,37 @@ static int read_tensor(PyObject *obj, const char *container, Py_ssize_t group, c
     }
 }
 
+/* Replaces the exception a size's __index__ raised (any type) by a TypeError naming the field, with the
+ * original as its cause: a bad size is the caller's argument error, whatever its __index__ does. */
+static int index_failed(PyObject *obj, Py_ssize_t group, int index) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *cause = PyErr_GetRaisedException();
+#else
+    PyObject *type, *cause, *traceback;
+    PyErr_Fetch(&type, &cause, &traceback);
+    PyErr_NormalizeException(&type, &cause, &traceback);
+    if (cause && traceback) PyException_SetTraceback(cause, traceback);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+#endif
+    PyErr_Format(PyExc_TypeError, "problem_sizes[%zd][%d]: expected an int, got %.100s whose __index__ raised %R",
+                 group, index, Py_TYPE(obj)->tp_name, cause ? cause : Py_None);
+    if (cause) {
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *raised = PyErr_GetRaisedException();
+        PyException_SetCause(raised, cause); /* steals cause */
+        PyErr_SetRaisedException(raised);
+#else
+        PyObject *raised_type, *raised, *raised_traceback;
+        PyErr_Fetch(&raised_type, &raised, &raised_traceback);
+        PyErr_NormalizeException(&raised_type, &raised, &raised_traceback);
+        PyException_SetCause(raised, cause); /* steals cause */
+        PyErr_Restore(raised_type, raised, raised_traceback);
+#endif
+    }
+    return -1;
+}
+
 /* A size: a Python int or another integer with __index__ (numpy's), but not a bool, and not a
  * tensor, whose value may sit on the GPU and would cost a synchronisation to read. */
 static int read_size(PyObject *obj, Py_ssize_t group, int index, int64_t *out) {
@@ -121,7 +152,7 @@ static int read_size(PyObject *obj, Py_ssize_t group, int index, int64_t *out) {
                      Py_TYPE(obj)->tp_name);
         return -1;
     } else if (!(value = PyNumber_Index(obj))) {
-        return -1;
+        return index_failed(obj, group, index);
     }
     long long size = PyLong_AsLongLongAndOverflow(value, &overflow);
     if (overflow)

@@ -607,3 +607,15 @@ def test_numpy_integer_sizes_are_accepted():
     data = make_valid()
     sizes = [tuple(np.int64(v) for v in s) for s in data[3]]
     check_rejected((data[0], data[1], data[2], sizes), ValueError, "abc[0].a:", exact=DEVICE_CPU)
+
+
+def test_size_whose_index_raises_is_a_type_error_naming_the_field():
+    # Found by tests/test_fuzz.py: the OverflowError of a size's __index__ came out as it was.
+    class BadIndex:
+        def __index__(self):
+            raise OverflowError("no index")
+
+    data = make_valid()
+    message = check_rejected(replace(data, 2, "K", BadIndex()), TypeError, "problem_sizes[2][2]:",
+                             ("BadIndex", "OverflowError"))
+    assert "no index" in message
