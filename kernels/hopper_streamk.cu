@@ -320,6 +320,9 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
     // Every block has started: the main kernel may launch and run its prologue on SMs as this grid leaves them
     // (it waits for this grid's writes before reading any; launch_dependent_kernel).
     dependents_may_launch();
+    // Launched as a dependent of the kernel before it (the MoE table kernel, which lets it launch at once; or any
+    // other, which lets it launch when it exits): nothing in memory is touched before that kernel has finished.
+    dependency_wait();
     extern __shared__ __align__(16) uint8_t dynamic_shared[];
     const int count = params.num_entries;
     const bool planning_block = blockIdx.x == gridDim.x - 1 && blockIdx.y == 0;
@@ -935,8 +938,8 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     // pieces (the others of that column find no rows and leave).
     const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS + 1),
                             (unsigned)shape.max_kblocks);
-    failed = launch_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid, PREPASS_THREADS,
-                           (int)prepass_shared_bytes(num_entries, ctas), stream, params);
+    failed = launch_dependent_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid,
+                                     PREPASS_THREADS, (int)prepass_shared_bytes(num_entries, ctas), stream, params);
     if (failed == cudaSuccess)
         failed = launch_dependent_kernel(streamk_gemm_kernel, gemm_handles, shape.device, ctas, THREADS,
                                (int)SHARED_BYTES, stream, params);

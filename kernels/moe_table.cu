@@ -95,6 +95,10 @@ __device__ __forceinline__ void write_schedule_tables(const nvfp4_moe_call &call
 }
 
 __global__ void __launch_bounds__(MAX_EXPERTS) moe_table_kernel(const nvfp4_moe_call call, nvfp4_group_entry *table) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // The stream-K pre-pass after it (a programmatic dependent) may launch now and wait for this kernel's writes.
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
     __shared__ int64_t scratch[MAX_EXPERTS];
     const int e = threadIdx.x;
     const bool expert = e < call.experts;
