@@ -353,7 +353,6 @@ def test_sticky_error_is_reported_by_both_entry_points():
     """)
     assert "custom_kernel RAISED CUDA error" in result.stdout, result.stdout + result.stderr
     assert "grouped_mm RAISED" in result.stdout, result.stdout + result.stderr
-    assert result.returncode == 0, result.stderr
 
 
 def test_no_visible_device_is_an_error_not_a_crash():
