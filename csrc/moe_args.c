@@ -136,14 +136,15 @@ nvfp4_status nvfp4_moe_check(const nvfp4_moe_args *args, nvfp4_moe_shape *shape,
             if (given[i] && all[i]->data % alignment[i])
                 return fail(error, NVFP4_VALUE_ERROR, "grouped_mm: %s: expected a %d-byte aligned data pointer",
                             names[i], (int)alignment[i]);
-        if (tokens > INT32_MAX - 15 * (int64_t)NVFP4_MOE_MAX_EXPERTS || n > INT32_MAX / 2 || k > INT32_MAX ||
-            args->a_scale.sizes[0] > INT32_MAX || experts > NVFP4_MOE_MAX_EXPERTS)
-            return fail(error, NVFP4_VALUE_ERROR,
-                        "grouped_mm: expected T < 2^31 - %d, N < 2^30, K < 2^31, a_scale's rows < 2^31 and at most "
-                        "%d experts, got T = %lld, N = %lld, K = %lld, %lld rows, E = %lld",
-                        15 * NVFP4_MOE_MAX_EXPERTS, NVFP4_MOE_MAX_EXPERTS, (long long)tokens, (long long)n,
-                        (long long)k, (long long)args->a_scale.sizes[0], (long long)experts);
     }
+    /* The sizes travel in 32 bits (nvfp4_moe_shape, the kernels' table), on either device. */
+    if (tokens > INT32_MAX - 15 * (int64_t)NVFP4_MOE_MAX_EXPERTS || n > INT32_MAX / 2 || k > INT32_MAX ||
+        args->a_scale.sizes[0] > INT32_MAX || experts > NVFP4_MOE_MAX_EXPERTS)
+        return fail(error, NVFP4_VALUE_ERROR,
+                    "grouped_mm: expected T < 2^31 - %d, N < 2^30, K < 2^31, a_scale's rows < 2^31 and at most "
+                    "%d experts, got T = %lld, N = %lld, K = %lld, %lld rows, E = %lld",
+                    15 * NVFP4_MOE_MAX_EXPERTS, NVFP4_MOE_MAX_EXPERTS, (long long)tokens, (long long)n,
+                    (long long)k, (long long)args->a_scale.sizes[0], (long long)experts);
     shape->tokens = (int32_t)tokens;
     shape->experts = (int32_t)experts;
     shape->n = (int32_t)n;
