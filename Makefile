@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch
 PYTEST_ARGS ?=
 SANITIZER ?= compute-sanitizer
 
-.PHONY: test bench build deps memcheck sanitize clean
+.PHONY: test bench build deps memcheck sanitize soak clean
 
 deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
@@ -34,6 +34,10 @@ memcheck: build
 sanitize: memcheck
 	$(SANITIZE) --tool racecheck $(PYTHON) tests/sanitizer_cases.py
 	$(SANITIZE) --tool synccheck $(PYTHON) tests/sanitizer_cases.py
+
+# The soak of tests/test_abuse.py at 10^6 calls of each entry point (make test runs 20,000); prints its samples.
+soak: build
+	NVFP4_SOAK_CALLS=1000000 $(PYTHON) -m pytest -s -q tests/test_abuse.py -k soak
 
 clean:
 	rm -rf build python/nvfp4_group_gemm/_C*.so

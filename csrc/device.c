@@ -73,13 +73,17 @@ struct nvfp4_cuda {
 
 const int nvfp4_built_with_cuda = 1;
 
-/* The one check for every CUDA call: on failure, word the error and take the function's error exit. */
+/* The one check for every CUDA call: on failure, word the error and take the function's error exit. The
+ * runtime also keeps the error as the thread's last error, which the next call's launch check
+ * (cudaGetLastError) would report as its own: taken here, so that after a recoverable failure (out of memory)
+ * the next call runs. A sticky error stays: every later call reports it. */
 #define CUDA_CHECK(call)                                                                                    \
     do {                                                                                                    \
         cudaError_t status_ = (call);                                                                       \
         if (status_ != cudaSuccess) {                                                                       \
             snprintf(message, message_size, "CUDA error in %s: %s (%s)", #call, cudaGetErrorString(status_), \
                      cudaGetErrorName(status_));                                                            \
+            (void)cudaGetLastError();                                                                       \
             goto fail;                                                                                      \
         }                                                                                                   \
     } while (0)

@@ -1,5 +1,6 @@
 """A few shapes for compute-sanitizer (make memcheck / sanitize): edge tiles, empty groups, L = 2, the ring path,
-on both kernel families.
+on both kernel families, through custom_kernel; and grouped_mm (its table kernel, both families, alpha, bfloat16,
+offsets out of range that the table kernel clamps).
 
 Run under the sanitizer, each call is checked against the reference as well; the sanitizer's own
 summary line ("ERROR SUMMARY: 0 errors") is what `make memcheck` looks for.
@@ -9,7 +10,7 @@ import sys
 
 import torch
 
-from nvfp4_group_gemm import _C, custom_kernel
+from nvfp4_group_gemm import _C, custom_kernel, grouped_mm, moe
 from nvfp4_group_gemm.data import generate_input, poison_outputs
 from nvfp4_group_gemm.reference import check_close, ref_kernel
 
@@ -19,6 +20,8 @@ CASES = [
     dict(m=[96, 33], n=[136, 40], k=[256, 192], l=2),
     dict(m=[(13 * i) % 70 for i in range(40)], n=[72] * 40, k=[64] * 40),  # more groups than fit by value
 ]
+
+MOE_CASES = [([0, 40, 3, 0, 130], 256, 512), ([128, 384], 512, 1536), ([17] * 50 + [0] * 14, 72, 128)]
 
 
 def main():
@@ -35,7 +38,23 @@ def main():
                 if not ok:
                     failures += 1
                     print(f"{kernel} kernel, case {i} group {g}: {message}")
-    print(f"sanitizer cases: {3 * len(CASES)} run, {failures} wrong outputs, launches {_C._stats()}")
+        for i, (m, n, k) in enumerate(MOE_CASES):
+            data = generate_input(m, n, k, seed=100 + i, full_range=True)
+            args = moe.from_leaderboard(data)
+            out = torch.full((sum(m), n), float("nan"), dtype=torch.float16, device="cuda")
+            grouped_mm(*args, out_dtype=torch.float16, out=out)
+            torch.cuda.synchronize()
+            ends = [0] + args[4].tolist()
+            for g, ref in enumerate(ref_kernel(data)):
+                ok, message = check_close(out[ends[g]:ends[g + 1]], ref[:, :, 0])
+                if not ok:
+                    failures += 1
+                    print(f"{kernel} kernel, grouped_mm case {i} expert {g}: {message}")
+            clamped = torch.full_like(args[4], 1 << 30)  # every end past T: clamped to T, no read or write outside
+            grouped_mm(*args[:4], clamped, alpha=torch.ones(len(m), device="cuda"))
+            torch.cuda.synchronize()
+    runs = 2 * (len(CASES) + len(MOE_CASES))
+    print(f"sanitizer cases: {runs} run, {failures} wrong outputs, launches {_C._stats()}")
     return 1 if failures else 0
 
 
