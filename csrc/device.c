@@ -398,11 +398,10 @@ fail:
     return leave_device(call->device, previous, status, message, message_size);
 }
 
-int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+int nvfp4_cuda_read_ints(int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
                          int32_t *host, char *message, size_t message_size) {
     enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     int previous = 0, status = -1;
-    (void)cuda;
     if (check_device_index(device, message, message_size) || enter_device(device, &previous, message, message_size))
         return -1;
     CUDA_CHECK(cudaStreamIsCapturing((cudaStream_t)stream, &capture));
@@ -478,9 +477,9 @@ int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_
     return -1;
 }
 
-int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+int nvfp4_cuda_read_ints(int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
                          int32_t *host, char *message, size_t message_size) {
-    (void)cuda, (void)device, (void)stream, (void)source, (void)count, (void)host;
+    (void)device, (void)stream, (void)source, (void)count, (void)host;
     snprintf(message, message_size, "%s", no_cuda);
     return -1;
 }

@@ -75,7 +75,7 @@ int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_
 /* Copies `count` int32 from device memory at `source` into `host`, in order on `stream`, and waits for them: the
  * debug check of grouped_mm's offsets. Refuses while the stream is being captured (a graph cannot hold a wait).
  * Returns 0, or -1 with the error written to message. */
-int nvfp4_cuda_read_ints(nvfp4_cuda *cuda, int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
+int nvfp4_cuda_read_ints(int32_t device, uintptr_t stream, const int32_t *source, int32_t count,
                          int32_t *host, char *message, size_t message_size);
 
 #endif

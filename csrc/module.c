@@ -404,8 +404,7 @@ static int find_dtypes(module_state *st) {
 }
 
 /* The debug check: the offsets copied to the host (a synchronisation), then nvfp4_moe_check_offsets. */
-static int check_offsets_on_host(module_state *st, const nvfp4_moe_args *args, const nvfp4_moe_shape *shape,
-                                 uintptr_t stream) {
+static int check_offsets_on_host(const nvfp4_moe_args *args, const nvfp4_moe_shape *shape, uintptr_t stream) {
     char message[MESSAGE_BYTES];
     nvfp4_error error;
     int32_t *ends = (int32_t *)PyMem_Malloc(sizeof(int32_t) * (size_t)shape->experts);
@@ -413,7 +412,7 @@ static int check_offsets_on_host(module_state *st, const nvfp4_moe_args *args, c
         PyErr_NoMemory();
         return -1;
     }
-    int status = nvfp4_cuda_read_ints(st->cuda, shape->device_index, stream, (const int32_t *)args->offsets.data,
+    int status = nvfp4_cuda_read_ints(shape->device_index, stream, (const int32_t *)args->offsets.data,
                                       shape->experts, ends, message, sizeof message);
     if (status) PyErr_SetString(PyExc_RuntimeError, message);
     else if (nvfp4_moe_check_offsets(ends, shape, &error) != NVFP4_OK) {
@@ -499,7 +498,7 @@ static int run_grouped_mm(void *context) {
         return call->result ? 0 : -1;
     }
     if (current_stream(st, shape.device_index, &stream)) return -1;
-    if (st->check_offsets && check_offsets_on_host(st, &args, &shape, stream)) return -1;
+    if (st->check_offsets && check_offsets_on_host(&args, &shape, stream)) return -1;
     PyObject *out = args.has_out ? Py_NewRef(options[2])
                                  : nvfp4_new_matrix(shape.tokens, shape.n, args.out_bf16, shape.device_index);
     if (!out) return -1;

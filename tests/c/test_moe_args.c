@@ -1,6 +1,7 @@
 /* Unit tests of grouped_mm's argument rules (csrc/moe_args.c), pure C: the rules a CPU cannot reach through Python
  * (CUDA tensors' alignment; sizes past 32 bits), the offsets' debug check, and the call the kernels get. Built and run
  * by tests/test_planner_c.py. Prints one line per failed check and closes with "N passed, N failed". */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,19 +89,24 @@ static void test_valid_call_and_its_kernel_arguments(void) {
 }
 
 static void test_alignment_of_cuda_tensors(void) {
+    /* Each tensor moved off its alignment alone: (which one, bytes off, the message's start). */
+    static const struct {
+        size_t field;
+        uintptr_t off;
+        const char *prefix;
+    } misaligned[] = {
+        {offsetof(nvfp4_moe_args, a), 8, "grouped_mm: a: expected a 16-byte aligned data pointer"},
+        {offsetof(nvfp4_moe_args, b_scale), 4, "grouped_mm: b_scale: expected a 16-byte aligned"},
+        {offsetof(nvfp4_moe_args, out), 2, "grouped_mm: out: expected a 16-byte aligned"},
+        {offsetof(nvfp4_moe_args, offsets), 2, "grouped_mm: offsets: expected a 4-byte aligned"},
+    };
     call_arrays s;
-    nvfp4_moe_args args = valid_call(&s);
-    args.a.data += 8;
-    CHECK(refused(&args, NVFP4_VALUE_ERROR, "grouped_mm: a: expected a 16-byte aligned data pointer"));
-    args = valid_call(&s);
-    args.b_scale.data += 4;
-    CHECK(refused(&args, NVFP4_VALUE_ERROR, "grouped_mm: b_scale: expected a 16-byte aligned"));
-    args = valid_call(&s);
-    args.out.data += 2;
-    CHECK(refused(&args, NVFP4_VALUE_ERROR, "grouped_mm: out: expected a 16-byte aligned"));
-    args = valid_call(&s);
-    args.offsets.data += 2;
-    CHECK(refused(&args, NVFP4_VALUE_ERROR, "grouped_mm: offsets: expected a 4-byte aligned"));
+    nvfp4_moe_args args;
+    for (size_t i = 0; i < sizeof misaligned / sizeof misaligned[0]; i++) {
+        args = valid_call(&s);
+        ((nvfp4_tensor_desc *)((char *)&args + misaligned[i].field))->data += misaligned[i].off;
+        CHECK(refused(&args, NVFP4_VALUE_ERROR, misaligned[i].prefix));
+    }
     args = valid_call(&s);
     args.offsets.data += 4;  /* 4 bytes is enough for the offsets and alpha */
     args.alpha.data += 4;
