@@ -68,6 +68,7 @@ struct nvfp4_cuda {
     nvfp4_kernel_choice choice;
     hopper_problem streamk_problems[NVFP4_STREAMK_MAX_GROUPS]; /* the call's sizes, to choose its chunk limit */
     captured_table *captured;
+    cudaMemPool_t table_pools[MAX_DEVICES]; /* grouped_mm's tables: a pool that keeps its memory; made on first use */
     nvfp4_cuda_stats stats;
 };
 
@@ -111,6 +112,8 @@ void nvfp4_cuda_destroy(nvfp4_cuda *cuda) {
         cudaFree(t->device);
         free(t);
     }
+    for (int d = 0; d < MAX_DEVICES; d++)
+        if (cuda->table_pools[d]) cudaMemPoolDestroy(cuda->table_pools[d]);
     free(cuda);
 }
 
@@ -267,7 +270,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0, NULL, 0, 0};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0, NULL, 0, 0, NULL};
     if (hopper && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
@@ -362,6 +365,30 @@ static int moe_launch_shape(nvfp4_cuda *cuda, const nvfp4_moe_call *call, nvfp4_
     return 0;
 }
 
+/* The device's pool for grouped_mm's per-call tables. The default pool hands its memory back to the driver at
+ * every synchronisation (release threshold 0), so a serving loop that synchronises each step would pay a driver
+ * allocation per call; this one keeps what it has held. */
+static int table_pool(nvfp4_cuda *cuda, int32_t device, cudaMemPool_t *pool, char *message, size_t message_size) {
+    if (!cuda->table_pools[device]) {
+        struct cudaMemPoolProps props;
+        memset(&props, 0, sizeof props);
+        props.allocType = cudaMemAllocationTypePinned;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = device;
+        cudaMemPool_t created = NULL;
+        uint64_t keep_everything = UINT64_MAX;
+        CUDA_CHECK(cudaMemPoolCreate(&created, &props));
+        const cudaError_t set = cudaMemPoolSetAttribute(created, cudaMemPoolAttrReleaseThreshold, &keep_everything);
+        if (set != cudaSuccess) cudaMemPoolDestroy(created);
+        CUDA_CHECK(set);
+        cuda->table_pools[device] = created;
+    }
+    *pool = cuda->table_pools[device];
+    return 0;
+fail:
+    return -1;
+}
+
 int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_t stream, char *message,
                           size_t message_size) {
     cudaStream_t on = (cudaStream_t)stream;
@@ -373,10 +400,12 @@ int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_
     const int streamk = config.launch != nvfp4_portable_launch;
     const size_t table_bytes = sizeof(nvfp4_group_entry) * (size_t)call->experts;
     const size_t bytes = table_bytes + (streamk ? hopper_device_tables_bytes(call->experts) : 0);
+    cudaMemPool_t pool;
     if (enter_device(call->device, &previous, message, message_size)) return -1;
+    if (table_pool(cuda, call->device, &pool, message, message_size)) goto fail;
     /* Stream-ordered: the table lives exactly as long as this call's kernels on this stream, under graph capture too.
      * The stream-K kernel's schedule tables follow it (entries are 128 bytes: aligned). */
-    CUDA_CHECK(cudaMallocAsync((void **)&table, bytes, on));
+    CUDA_CHECK(cudaMallocFromPoolAsync((void **)&table, bytes, pool, on));
     if (streamk) {
         made.schedule_tables = (uint8_t *)table + table_bytes;
         made.ctas = config.shape.grid;
