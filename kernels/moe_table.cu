@@ -13,6 +13,8 @@
 // For the stream-K kernel it also writes the schedule's tables (hopper_device_tables), which every pre-pass block
 // would otherwise rebuild: the chunk limit (hopper_choose_chunk_rows's sums, added by shared atomics), then each
 // expert's totals and padded rows, scanned.
+// On the stream-K path the kernel chain is table -> pre-pass -> main, each a programmatic dependent of the one
+// before: every launch overlaps its predecessor's tail, and each waits (griddepcontrol.wait) before touching memory.
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -98,6 +100,10 @@ __global__ void __launch_bounds__(MAX_EXPERTS) moe_table_kernel(const nvfp4_moe_
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     // The stream-K pre-pass after it (a programmatic dependent) may launch now and wait for this kernel's writes.
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+    // On the stream-K path this kernel is itself a programmatic dependent of the kernel before it, which may write
+    // the offsets (or have freed the memory this table reuses): nothing is read or written before that one ends.
+    // Without the launch attribute it returns at once.
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
     __shared__ int64_t scratch[MAX_EXPERTS];
     const int e = threadIdx.x;
@@ -141,7 +147,16 @@ __global__ void __launch_bounds__(MAX_EXPERTS) moe_table_kernel(const nvfp4_moe_
 
 extern "C" int nvfp4_moe_table_launch(const nvfp4_moe_call *call, nvfp4_group_entry *table, void *stream) {
     if (call->experts < 1 || call->experts > MAX_EXPERTS) return cudaErrorInvalidValue;
-    const int threads = (call->experts + 31) / 32 * 32;
-    moe_table_kernel<<<1, threads, 0, static_cast<cudaStream_t>(stream)>>>(*call, table);
-    return cudaGetLastError();
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(1);
+    config.blockDim = dim3((call->experts + 31) / 32 * 32);
+    config.stream = static_cast<cudaStream_t>(stream);
+    // The stream-K path (sm_90, schedule tables wanted) launches it as a programmatic dependent, so its launch
+    // overlaps the tail of the kernel before it; the portable path (any GPU) launches it plainly.
+    cudaLaunchAttribute attribute = {};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    if (call->schedule_tables) config.attrs = &attribute, config.numAttrs = 1;
+    const cudaError_t failed = cudaLaunchKernelEx(&config, moe_table_kernel, *call, table);
+    return failed != cudaSuccess ? failed : cudaGetLastError();
 }
