@@ -224,14 +224,18 @@ constexpr int32_t SLOT_EMPTY = 2;    // the CTA runs nothing: a finalizer whose 
 __device__ __forceinline__ void plan_pieces(const streamk_params &params, const hopper_schedule &s,
                                             int64_t *boundary_costs) {
     const int32_t ctas = params.ctas;
-    __shared__ unsigned long long widest_unit_cost;
-    if (threadIdx.x == 0) widest_unit_cost = 0;
-    __syncthreads();
+    // A maximum over the problems: each thread's, then each warp's by shuffles, then the warps' (a 64-bit atomic on
+    // shared memory is a compare-and-swap loop that serialises every problem).
+    __shared__ int64_t warp_widest[PREPASS_THREADS / 32];
+    int64_t widest = 0;
     for (int p = threadIdx.x; p < s.count; p += blockDim.x)
         if (s.prefix[p + 1].units > s.prefix[p].units)  // a unit's base-wide chunk is its widest
-            atomicMax(&widest_unit_cost, (unsigned long long)hopper_problem_shape(&s.problems[p]).full_cost);
+            widest = max(widest, hopper_problem_shape(&s.problems[p]).full_cost);
+    for (int step = 16; step > 0; step /= 2) widest = max(widest, __shfl_xor_sync(0xFFFFFFFFu, widest, step));
+    if (threadIdx.x % 32 == 0) warp_widest[threadIdx.x / 32] = widest;
     __syncthreads();
-    const int whole_units = hopper_whole_units_fit(s.total_units, s.total_cost, (int64_t)widest_unit_cost, ctas);
+    for (int w = 0; w < PREPASS_THREADS / 32; w++) widest = max(widest, warp_widest[w]);
+    const int whole_units = hopper_whole_units_fit(s.total_units, s.total_cost, widest, ctas);
     for (int32_t q = threadIdx.x; q <= ctas; q += blockDim.x) {
         hopper_pos pos = {hopper_unit_end(&s), 0};
         if (!whole_units) pos = hopper_boundary(&s, hopper_cta_cost_begin(&s, q));
