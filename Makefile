@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch
 PYTEST_ARGS ?=
 SANITIZER ?= compute-sanitizer
 
-.PHONY: test bench build deps memcheck sanitize soak clean
+.PHONY: test bench build deps memcheck sanitize soak fuzz-gpu clean
 
 deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
@@ -47,6 +47,18 @@ sanitize: memcheck
 # The soak of tests/test_abuse.py at 10^6 calls of each entry point (make test runs 20,000); prints its samples.
 soak: build
 	NVFP4_SOAK_CALLS=1000000 $(PYTHON) -m pytest -s -q tests/test_abuse.py -k soak
+
+# Generated valid calls on the GPU (tests/test_abuse.py): FUZZ_CALLS of custom_kernel and half as many of
+# grouped_mm in all, over FUZZ_WORKERS processes with their own seeds (each call's inputs and reference take ~0.3 s
+# of one CPU core, so processes, not a longer single run). Logs in build/fuzz-*.log.
+FUZZ_CALLS ?= 2000
+FUZZ_WORKERS ?= 4
+fuzz-gpu: build
+	@mkdir -p build; pids=""; \
+	for w in $$(seq 1 $(FUZZ_WORKERS)); do \
+		NVFP4_ABUSE_SEED=$$w NVFP4_ABUSE_CALLS=$$(( $(FUZZ_CALLS) / $(FUZZ_WORKERS) )) $(PYTHON) -m pytest -q \
+			-p no:cacheprovider tests/test_abuse.py -k generated > build/fuzz-$$w.log 2>&1 & pids="$$pids $$!"; \
+	done; status=0; for p in $$pids; do wait $$p || status=1; done; tail -n 2 build/fuzz-*.log; exit $$status
 
 clean:
 	rm -rf build python/nvfp4_group_gemm/_C*.so

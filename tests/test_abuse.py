@@ -3,7 +3,8 @@ streams, graph replays interleaved with calls, a soak of many calls with memory 
 CUDA failures (memory exhausted, a sticky error, no device) in child processes.
 
 Counts: NVFP4_ABUSE_CALLS (generated valid calls of custom_kernel; grouped_mm gets half), NVFP4_SOAK_CALLS (calls
-per entry point in the soak; `make soak` runs 10^6). The defaults keep `make test` to a few minutes.
+per entry point in the soak; `make soak` runs 10^6). The defaults keep `make test` to a few minutes; `make fuzz-gpu`
+runs 2,000 generated calls of custom_kernel and 1,000 of grouped_mm over four processes with their own seeds.
 """
 
 import gc
@@ -28,10 +29,14 @@ from nvfp4_group_gemm.reference import check_close, ref_kernel  # noqa: E402
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CALLS = int(os.environ.get("NVFP4_ABUSE_CALLS", "2000"))
+CALLS = int(os.environ.get("NVFP4_ABUSE_CALLS", "300"))
 SOAK_CALLS = int(os.environ.get("NVFP4_SOAK_CALLS", "20000"))
-GENERATED = settings(max_examples=CALLS, derandomize=True, deadline=None, database=None,
+# A fixed example sequence by default; NVFP4_ABUSE_SEED draws another, so that processes with different seeds
+# share a long run (make fuzz-gpu).
+ABUSE_SEED = os.environ.get("NVFP4_ABUSE_SEED")
+GENERATED = settings(max_examples=CALLS, derandomize=ABUSE_SEED is None, deadline=None, database=None,
                      suppress_health_check=list(HealthCheck))
+generated_seed = hypothesis.seed(int(ABUSE_SEED)) if ABUSE_SEED is not None else (lambda test: test)
 OPERAND_BYTES = 1 << 21   # packed a and b of one generated call: drawing them on the CPU takes ~60 ms
 REFERENCE_MACS = 1 << 26  # multiply-adds of one generated call, so that the float64 reference stays quick
 GUARD = 256               # guard elements before and after each output, and the padding columns of c
@@ -83,31 +88,39 @@ def guarded_outputs(data, padding):
     return (abc, data[1], data[2], data[3]), guards
 
 
-def assert_guards_untouched(buffer, view):
-    """Every element of the buffer outside the view's elements is still NaN."""
-    outside = torch.ones_like(buffer, dtype=torch.bool)
+def guards_written(buffer, view):
+    """How many elements of the buffer outside the view's elements are no longer NaN (a tensor on the device)."""
     inside = torch.zeros_like(buffer, dtype=torch.bool)
     start = view.storage_offset() - buffer.storage_offset()
-    inside_view = inside.as_strided(view.shape, view.stride(), start)
-    inside_view.fill_(True)
-    outside &= ~inside
-    assert buffer[outside].isnan().all(), "a call wrote outside its output"
+    inside.as_strided(view.shape, view.stride(), start).fill_(True)
+    return (~inside & ~buffer.isnan()).sum()
 
 
+@generated_seed
 @GENERATED
 @given(problem(), st.integers(0, 9), st.integers(0, 2 ** 31))
 def test_generated_valid_calls_match_the_reference(sizes, padding, seed):
     m, n, k, l = sizes
     data, guards = guarded_outputs(generate_input(m, n, k, l, seed=seed, full_range=True), padding)
     outputs = custom_kernel(data)
-    torch.cuda.synchronize()
-    for g, (out, ref) in enumerate(zip(outputs, ref_kernel(data))):
+    references = ref_kernel(data)
+    # One synchronisation for the whole call: counts of mismatches and of written guard elements, summed on the
+    # device; the per-group messages only when something is wrong.
+    bad = torch.zeros((), dtype=torch.int64, device="cuda")
+    for out, ref in zip(outputs, references):
+        bad += (~torch.isclose(out.double(), ref.to(out.device).double(), rtol=1e-3, atol=1e-3)).sum()
+    for buffer, view in guards:
+        bad += guards_written(buffer, view)
+    if bad.item() == 0:
+        return
+    for g, (out, ref) in enumerate(zip(outputs, references)):
         ok, message = check_close(out, ref)
         assert ok, f"group {g} of {len(m)} (M, N, K, L = {data[3][g]}): {message}"
     for buffer, view in guards:
-        assert_guards_untouched(buffer, view)
+        assert guards_written(buffer, view).item() == 0, "a call wrote outside its output"
 
 
+@generated_seed
 @settings(GENERATED, max_examples=max(1, CALLS // 2))
 @given(st.lists(st.integers(0, 600), min_size=1, max_size=256), st.integers(1, 4096), st.integers(1, 64),
        st.sampled_from([torch.bfloat16, torch.float16]), st.booleans(), st.integers(0, 2 ** 31))
@@ -290,42 +303,81 @@ def run_python(code, env=None):
                           timeout=300)
 
 
-def test_memory_exhausted_then_recovered():
-    """With the device full, a call either runs right (its memory already pooled) or raises with CUDA's or torch's
-    message; freed, the next call runs right. Both entry points, a first call of each only under pressure."""
-    result = run_python("""
-        import torch
-        from nvfp4_group_gemm import custom_kernel, grouped_mm, moe
-        from nvfp4_group_gemm.data import generate_input
-        from nvfp4_group_gemm.reference import check_close, ref_kernel
-        data = generate_input([200, 64], [1024, 512], [2048, 1024], seed=1)
-        args = moe.from_leaderboard(generate_input([100, 28], 512, 1024, seed=2))
-        hog, chunk = [], 1 << 30
-        while chunk >= 1 << 20:
-            try:
-                hog.append(torch.empty(chunk, dtype=torch.uint8, device="cuda"))
-            except torch.OutOfMemoryError:
-                chunk //= 2
-        for name, call in (("custom_kernel", lambda: custom_kernel(data)), ("grouped_mm", lambda: grouped_mm(*args))):
-            try:
-                call()
-                torch.cuda.synchronize()
-                print(name, "RAN")
-            except RuntimeError as error:
-                print(name, "RAISED", "memory" in str(error).lower(), str(error)[:200])
-        del hog
-        torch.cuda.empty_cache()
-        outputs = custom_kernel(data)
-        print("AFTER", all(check_close(o, r)[0] for o, r in zip(outputs, ref_kernel(data))))
-        out = grouped_mm(*args)
+EXHAUST_THEN_RECOVER = """
+    import torch
+    from nvfp4_group_gemm import custom_kernel, grouped_mm, moe
+    from nvfp4_group_gemm.data import generate_input
+    from nvfp4_group_gemm.reference import check_close, ref_kernel
+    data = generate_input([200, 64], [1024, 512], [2048, 1024], seed=1)
+    args = moe.from_leaderboard(generate_input([100, 28], 512, 1024, seed=2))
+    if START == "warm":
+        custom_kernel(data)
+        grouped_mm(*args)
         torch.cuda.synchronize()
-        print("AFTER_MOE", bool(out.isfinite().all()))
-    """)
+    outs = {"custom_kernel": [c for _, _, c in data[0]], "grouped_mm": [torch.empty(128, 512, dtype=torch.bfloat16, device="cuda")]}
+    for tensors in outs.values():
+        for t in tensors:
+            t.fill_(float("nan"))
+    pressured = (("custom_kernel", lambda: custom_kernel(data)),
+                 ("grouped_mm", lambda: grouped_mm(*args, out=outs["grouped_mm"][0])))
+    hog, chunk = [], 1 << 30
+    while chunk >= 1 << 20:
+        try:
+            hog.append(torch.empty(chunk, dtype=torch.uint8, device="cuda"))
+        except torch.OutOfMemoryError:
+            chunk //= 2
+    raised = []
+    for name, call in pressured:
+        try:
+            call()
+            torch.cuda.synchronize()
+            print(name, "RAN")
+        except (RuntimeError, ValueError) as error:
+            print(name, "RAISED", "memory" in str(error).lower(), str(error)[:200])
+            raised.append(name)
+    del hog
+    torch.cuda.empty_cache()
+    for name in raised:
+        print("UNTOUCHED", name, all(bool(t.isnan().all()) for t in outs[name]))
+    for name, call in (("custom_kernel", lambda: custom_kernel(data)), ("grouped_mm", lambda: grouped_mm(*args))):
+        try:
+            outputs = call()
+            torch.cuda.synchronize()
+            if name == "custom_kernel":
+                print("AFTER", name, all(check_close(o, r)[0] for o, r in zip(outputs, ref_kernel(data))))
+            else:
+                print("AFTER", name, bool(outputs.isfinite().all()))
+        except RuntimeError as error:
+            print("AFTER", name, "RAISED", str(error)[:200])
+"""
+
+
+@pytest.mark.parametrize("start, loading", [("warm", "LAZY"), ("cold", "EAGER"), ("cold", "LAZY")])
+def test_memory_exhausted_then_recovered(start, loading):
+    """With the device full, a call either runs right (its memory already pooled) or raises with CUDA's or torch's
+    out-of-memory message, and writes nothing; freed, the next call runs right. Both entry points.
+
+    warm: the kernels ran before the memory ran out (a serving process); cold: the first calls come under pressure.
+    Under CUDA's default lazy module loading a kernel's code is loaded at its first launch, and a load that fails
+    for memory is not retried by CUDA: that kernel's later launches fail with cudaErrorUnknown, which the next calls
+    report (measured on the H200, CUDA 13.0); with CUDA_MODULE_LOADING=EAGER, or after a first call, they recover."""
+    result = run_python(f"START = {start!r}\n" + textwrap.dedent(EXHAUST_THEN_RECOVER),
+                        env={"CUDA_MODULE_LOADING": loading})
     lines = result.stdout.splitlines()
-    assert "AFTER True" in lines and "AFTER_MOE True" in lines, result.stdout + result.stderr
     for line in lines:
-        if "RAISED" in line:
+        if "RAISED" in line and not line.startswith("AFTER"):
             assert "RAISED True" in line, line
+        if line.startswith("UNTOUCHED"):
+            assert line.endswith("True"), "a call that raised wrote its output: " + line
+    if start == "cold" and loading == "LAZY":
+        # No crash, and the failure is reported where it happens: each call raises with CUDA's message.
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert any(line.startswith("AFTER custom_kernel") for line in lines), result.stdout + result.stderr
+        for line in lines:
+            if line.startswith("AFTER") and "RAISED" in line:
+                assert "CUDA error" in line, line
+    else:
+        assert "AFTER custom_kernel True" in lines and "AFTER grouped_mm True" in lines, result.stdout + result.stderr
 
 
 def test_sticky_error_is_reported_by_both_entry_points():
