@@ -53,10 +53,11 @@ soak: build
 # of one CPU core, so processes, not a longer single run). Logs in build/fuzz-*.log.
 FUZZ_CALLS ?= 2000
 FUZZ_WORKERS ?= 4
+FUZZ_THREADS ?= 2
 fuzz-gpu: build
 	@mkdir -p build; pids=""; \
 	for w in $$(seq 1 $(FUZZ_WORKERS)); do \
-		NVFP4_ABUSE_SEED=$$w NVFP4_ABUSE_CALLS=$$(( $(FUZZ_CALLS) / $(FUZZ_WORKERS) )) $(PYTHON) -m pytest -q \
+		OMP_NUM_THREADS=$(FUZZ_THREADS) NVFP4_ABUSE_SEED=$$w NVFP4_ABUSE_CALLS=$$(( $(FUZZ_CALLS) / $(FUZZ_WORKERS) )) $(PYTHON) -m pytest -q \
 			-p no:cacheprovider tests/test_abuse.py -k generated > build/fuzz-$$w.log 2>&1 & pids="$$pids $$!"; \
 	done; status=0; for p in $$pids; do wait $$p || status=1; done; tail -n 2 build/fuzz-*.log; exit $$status
 
