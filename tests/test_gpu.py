@@ -390,12 +390,15 @@ def run_python(code, kernel, env=None):
 
 
 def test_cuda_error_surfaces_as_runtime_error(kernel):
-    """After a device-side fault the context is broken: the next call must raise CUDA's error, not pass."""
+    """After a device-side fault the context is broken (a sticky error): the next call of either entry point must
+    raise CUDA's error, not pass or crash."""
     result = run_python("""
         import torch
-        from nvfp4_group_gemm import custom_kernel
+        from nvfp4_group_gemm import custom_kernel, grouped_mm, moe
         from nvfp4_group_gemm.data import generate_input
         data = generate_input([64], [64], [64], seed=0)
+        args = moe.from_leaderboard(generate_input([5, 3], 64, 64, seed=1))
+        out = grouped_mm(*args)
         custom_kernel(data)
         torch.cuda.synchronize()
         x = torch.zeros(4, device="cuda")
@@ -404,12 +407,16 @@ def test_cuda_error_surfaces_as_runtime_error(kernel):
             torch.cuda.synchronize()
         except RuntimeError:
             pass
-        try:
-            custom_kernel(data)
-        except RuntimeError as e:
-            print("RAISED", e)
+        for name, call in (("custom_kernel", lambda: custom_kernel(data)),
+                           ("grouped_mm", lambda: grouped_mm(*args, out=out))):
+            try:
+                call()
+                print(name, "PASSED")
+            except RuntimeError as e:
+                print(name, "RAISED", e)
     """, kernel)
-    assert "RAISED CUDA error in" in result.stdout, result.stdout + result.stderr
+    assert "custom_kernel RAISED CUDA error in" in result.stdout, result.stdout + result.stderr
+    assert "grouped_mm RAISED CUDA error" in result.stdout, result.stdout + result.stderr
 
 
 def test_ptx_jit_path(kernel):
