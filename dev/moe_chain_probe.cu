@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(THREADS) table_kernel(const chain_params p) {
     derive_layout(p, p.table);
 }
 
-__global__ void __launch_bounds__(THREADS) decode_kernel(const chain_params p, int variant) {
+__global__ void __launch_bounds__(THREADS) decode_kernel(const __grid_constant__ chain_params p, int variant) {
     dependents_may_launch();
     dependency_wait();
     __shared__ expert_layout layout;
