@@ -445,6 +445,10 @@ __device__ __forceinline__ void store_release(int32_t *flag, int32_t value) {
 __device__ __forceinline__ void run_scheduler(const streamk_params &params, shared_storage &shared, int lane) {
     const piece_range range = params.ranges[blockIdx.x];
     CUtensorMap *map_slots = params.weight_maps + (int64_t)blockIdx.x * MAP_SLOTS;
+    // publish_tensor_map copies by an atomic exchange per word, which initcheck counts as a read of the slot, and
+    // the workspace is fresh each call: each slot this CTA will use is written plainly once first (128 bytes).
+    for (int s = 0; s < min(range.count, MAP_SLOTS); s++)
+        reinterpret_cast<uint32_t *>(map_slots + s)[lane] = reinterpret_cast<const uint32_t *>(&params.weight_map)[lane];
     ring_cursor slot = {0, 0};
     for (int32_t index = 0; index <= range.count; index++, slot.advance(PIECE_SLOTS)) {
         // Slot reuse: every reader has taken the descriptor PIECE_SLOTS back. The consumers take one only after

@@ -3,9 +3,10 @@ streams, graph replays interleaved with calls, a soak of many calls with memory 
 CUDA failures (memory exhausted, no device) in child processes; the sticky error of both entry points is
 tests/test_gpu.py's test_cuda_error_surfaces_as_runtime_error.
 
-Counts: NVFP4_ABUSE_CALLS (generated valid calls of custom_kernel; grouped_mm gets half), NVFP4_SOAK_CALLS (calls
-per entry point in the soak; `make soak` runs 10^6). The defaults keep `make test` to a few minutes; `make fuzz-gpu`
-runs 2,000 generated calls of custom_kernel and 1,000 of grouped_mm over four processes with their own seeds.
+Counts: NVFP4_ABUSE_CALLS (generated valid calls of custom_kernel; grouped_mm gets half), NVFP4_ABUSE_MAX_GROUPS
+(custom_kernel's largest generated G), NVFP4_SOAK_CALLS (calls per entry point in the soak; `make soak` runs 10^6).
+The defaults keep `make test` to a few minutes; `make fuzz-gpu` runs 2,000 generated calls of custom_kernel and 1,000
+of grouped_mm over four processes with their own seeds.
 """
 
 import gc
@@ -31,6 +32,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALLS = int(os.environ.get("NVFP4_ABUSE_CALLS", "300"))
+# custom_kernel's generated calls draw G up to this. Checking a call launches ~15 small torch kernels per group, and
+# under a sanitizer each launch costs milliseconds, so `make sanitize` lowers it.
+MAX_GROUPS = int(os.environ.get("NVFP4_ABUSE_MAX_GROUPS", "300"))
 SOAK_CALLS = int(os.environ.get("NVFP4_SOAK_CALLS", "20000"))
 # A fixed example sequence by default; NVFP4_ABUSE_SEED draws another, so that processes with different seeds
 # share a long run (make fuzz-gpu).
@@ -55,8 +59,9 @@ def family(request):
 
 @st.composite
 def problem(draw):
-    """(m, n, k, l) lists within the byte and multiply-add budgets: G 1..300, M 0..600, N 1..4096, K 64..8192."""
-    groups = draw(st.integers(1, 300))
+    """(m, n, k, l) lists within the byte and multiply-add budgets: G 1..300 (MAX_GROUPS), M 0..600, N 1..4096,
+    K 64..8192."""
+    groups = draw(st.integers(1, MAX_GROUPS))
     l = draw(st.integers(1, 3))
     m = [draw(st.integers(0, 600)) for _ in range(groups)]
     n = [draw(st.integers(1, 4096)) for _ in range(groups)]
