@@ -51,15 +51,16 @@ soak: build
 	NVFP4_SOAK_CALLS=1000000 $(PYTHON) -m pytest -s -q tests/test_abuse.py -k soak
 
 # Generated valid calls on the GPU (tests/test_abuse.py): FUZZ_CALLS of custom_kernel and half as many of
-# grouped_mm in all, over FUZZ_WORKERS processes with their own seeds (each call's inputs and reference take ~0.3 s
-# of one CPU core, so processes, not a longer single run). Logs in build/fuzz-*.log.
+# grouped_mm in all, over FUZZ_WORKERS processes with their own seeds (a custom_kernel call's inputs, reference and
+# check take ~0.4 s, mostly one CPU core, so processes, not a longer single run). Logs in build/fuzz-*.log, with a
+# line every 100 calls checked. Run it alone: beside compute-sanitizer it slowed several times over.
 FUZZ_CALLS ?= 2000
 FUZZ_WORKERS ?= 4
 FUZZ_THREADS ?= 2
 fuzz-gpu: build
 	@mkdir -p build; pids=""; \
 	for w in $$(seq 1 $(FUZZ_WORKERS)); do \
-		OMP_NUM_THREADS=$(FUZZ_THREADS) NVFP4_ABUSE_SEED=$$w NVFP4_ABUSE_CALLS=$$(( $(FUZZ_CALLS) / $(FUZZ_WORKERS) )) $(PYTHON) -m pytest -q \
+		OMP_NUM_THREADS=$(FUZZ_THREADS) NVFP4_ABUSE_SEED=$$w NVFP4_ABUSE_CALLS=$$(( $(FUZZ_CALLS) / $(FUZZ_WORKERS) )) $(PYTHON) -m pytest -q -s \
 			-p no:cacheprovider tests/test_abuse.py -k generated > build/fuzz-$$w.log 2>&1 & pids="$$pids $$!"; \
 	done; status=0; for p in $$pids; do wait $$p || status=1; done; tail -n 2 build/fuzz-*.log; exit $$status
 

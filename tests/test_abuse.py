@@ -80,6 +80,17 @@ def problem(draw):
     return m, n, k, l
 
 
+calls_checked = {}
+
+
+def count_checked(entry_point):
+    """Counts the calls checked; every 100th prints a line (seen with pytest -s, as `make fuzz-gpu` runs it), so that
+    a long run that is stopped still says how far it got."""
+    calls_checked[entry_point] = calls_checked.get(entry_point, 0) + 1
+    if calls_checked[entry_point] % 100 == 0:
+        print(f"{entry_point}: {calls_checked[entry_point]} generated calls checked", file=sys.stderr, flush=True)
+
+
 def guarded_outputs(data, padding):
     """Replaces each c by a view into a NaN-filled buffer with GUARD elements before and after it and `padding`
     extra columns per row; returns (buffer, view) pairs."""
@@ -118,6 +129,7 @@ def test_generated_valid_calls_match_the_reference(sizes, padding, seed):
     for buffer, view in guards:
         bad += guards_written(buffer, view)
     if bad.item() == 0:
+        count_checked("custom_kernel")
         return
     for g, (out, ref) in enumerate(zip(outputs, references)):
         ok, message = check_close(out, ref)
@@ -146,6 +158,7 @@ def test_generated_grouped_mm_calls_match_the_reference(m, n, k_blocks, out_dtyp
     torch.cuda.synchronize()
     assert_matches(out, expected, magnitudes(args, alpha), k)
     assert buffer[:GUARD].isnan().all() and buffer[GUARD + tokens * n:].isnan().all(), "a call wrote outside out"
+    count_checked("grouped_mm")
 
 
 # ---- threads and streams ----
