@@ -51,9 +51,10 @@ soak: build
 	NVFP4_SOAK_CALLS=1000000 $(PYTHON) -m pytest -s -q tests/test_abuse.py -k soak
 
 # Generated valid calls on the GPU (tests/test_abuse.py): FUZZ_CALLS of custom_kernel and half as many of
-# grouped_mm in all, over FUZZ_WORKERS processes with their own seeds (a custom_kernel call's inputs, reference and
-# check take ~0.4 s, mostly one CPU core, so processes, not a longer single run). Logs in build/fuzz-*.log, with a
-# line every 100 calls checked. Run it alone: beside compute-sanitizer it slowed several times over.
+# grouped_mm in all, over FUZZ_WORKERS processes with their own seeds (a call's inputs, reference and check are
+# made on the CPU, ~0.1 s of one core for custom_kernel, so processes, not a longer single run). Logs in
+# build/fuzz-*.log, with a line every 100 calls checked. Run it alone: beside compute-sanitizer it slowed several
+# times over.
 FUZZ_CALLS ?= 2000
 FUZZ_WORKERS ?= 4
 FUZZ_THREADS ?= 2
