@@ -185,13 +185,17 @@ typedef struct hopper_prefix {
     int64_t scratch_bytes; /* of the token pre-pass's fp16 scratch */
 } hopper_prefix;
 
+static inline NVFP4_HOST_DEVICE hopper_prefix hopper_shape_totals(const hopper_shape *s) {
+    hopper_prefix t;
+    t.cost = hopper_mul(s->slices, s->slice_cost);
+    t.units = hopper_mul(s->slices, s->slice_units);
+    t.scratch_bytes = hopper_mul(s->slices, s->slice_scratch);
+    return t;
+}
+
 static inline NVFP4_HOST_DEVICE hopper_prefix hopper_problem_totals(const hopper_problem *p) {
     const hopper_shape s = hopper_problem_shape(p);
-    hopper_prefix t;
-    t.cost = hopper_mul(s.slices, s.slice_cost);
-    t.units = hopper_mul(s.slices, s.slice_units);
-    t.scratch_bytes = hopper_mul(s.slices, s.slice_scratch);
-    return t;
+    return hopper_shape_totals(&s);
 }
 
 /* a * b <= limit, for a, b >= 0, without computing an overflowing product. */
@@ -446,7 +450,7 @@ static inline NVFP4_HOST_DEVICE hopper_pos hopper_boundary(const hopper_schedule
  * runs unit q on CTA q (q < units) and nothing on the others. Divisions only: nothing overflows for any P >= 1. */
 static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_t total_cost, int64_t max_unit_cost,
                                                          int32_t ctas) {
-    const int64_t share = total_cost / ctas;
+    const int64_t share = hopper_div(total_cost, ctas);
     return units <= ctas && max_unit_cost - share <= share / 2;
 }
 
@@ -456,7 +460,7 @@ static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_
  * share it balances. */
 static inline NVFP4_HOST_DEVICE int64_t hopper_makespan_estimate(int64_t units, int64_t total_cost,
                                                                int64_t max_unit_cost, int32_t ctas) {
-    const int64_t share = total_cost / ctas;
+    const int64_t share = hopper_div(total_cost, ctas);
     return hopper_whole_units_fit(units, total_cost, max_unit_cost, ctas) ? max_unit_cost : share + share / 2;
 }
 
@@ -478,17 +482,23 @@ typedef struct hopper_chunk_tally {
     uint64_t widest[HOPPER_CHUNK_LIMITS]; /* the costliest unit: a maximum, not a sum */
 } hopper_chunk_tally;
 
+/* One problem's part of the tally under limit i, from its shape under that limit (the device's table kernel keeps
+ * both shapes: the chosen limit's is then the problem's). */
+static inline NVFP4_HOST_DEVICE void hopper_chunk_tally_add_shape(hopper_chunk_tally *tally, int i,
+                                                                  const hopper_shape *shape) {
+    const hopper_prefix t = hopper_shape_totals(shape);
+    tally->units[i] += (uint64_t)t.units;
+    tally->cost[i] += (uint64_t)t.cost;
+    if (t.units > 0 && (uint64_t)shape->full_cost > tally->widest[i]) /* a unit's base-wide chunk is its widest */
+        tally->widest[i] = (uint64_t)shape->full_cost;
+}
+
 static inline NVFP4_HOST_DEVICE void hopper_chunk_tally_add(hopper_chunk_tally *tally, const hopper_problem *p) {
     for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
         hopper_problem problem = *p;
         problem.chunk_rows = hopper_chunk_limit(i);
-        const hopper_prefix t = hopper_problem_totals(&problem);
-        tally->units[i] += (uint64_t)t.units;
-        tally->cost[i] += (uint64_t)t.cost;
-        if (t.units > 0) { /* a unit's base-wide chunk is its widest */
-            const uint64_t full_cost = (uint64_t)hopper_problem_shape(&problem).full_cost;
-            if (full_cost > tally->widest[i]) tally->widest[i] = full_cost;
-        }
+        const hopper_shape shape = hopper_problem_shape(&problem);
+        hopper_chunk_tally_add_shape(tally, i, &shape);
     }
 }
 
