@@ -261,6 +261,20 @@ def test_cuda_offsets_out_of_range_are_clamped(family):
 
 
 @gpu
+def test_cuda_short_a_scale_gives_the_expert_no_rows(family):
+    """The host cannot see which expert's scale block runs past a_scale (the offsets are on the device): that
+    expert gets no rows, so its out rows stay as they were and nothing past a_scale is read; the others are right."""
+    args, _ = moe_inputs([3, 4, 2], 64, 64, seed=15)
+    short = args[2][:2 * 128]  # blocks for experts 0 and 1 only (expert 2's would be rows 256..383)
+    out = torch.full((9, 64), float("nan"), dtype=torch.bfloat16, device="cuda")
+    moe.grouped_mm(*to_cuda((args[0], args[1], short, args[3], args[4])), out=out)
+    torch.cuda.synchronize()
+    first_two = (*args[:4], torch.tensor([3, 7, 7], dtype=torch.int32))
+    assert_matches(out[:7], moe.reference(*first_two)[:7], magnitudes(first_two)[:7], 64)
+    assert out[7:].isnan().all()
+
+
+@gpu
 def test_debug_check_of_the_offsets():
     args, _ = moe_inputs([3, 4, 2], 64, 64, seed=15)
     cuda_args = to_cuda(args)
