@@ -470,7 +470,7 @@ static inline NVFP4_HOST_DEVICE int64_t hopper_makespan_estimate(int64_t units, 
  * win where whole units of wide chunks leave the busiest CTA far above a share (benchmark spec 4: 96 units of up
  * to 192 rows on 132 CTAs, 1.44 shares; with <= 128 rows, 128 units of 128, 1.03 shares).
  * The choice is a function of three sums over the problems, per limit (hopper_chunk_tally), so a block of GPU
- * threads can tally its share of the problems and combine the sums with atomics: the same integers as the host's
+ * threads can tally the problems with block-wide scans (the MoE table kernel): the same integers as the host's
  * loop, the same choice. The sizes must pass hopper_problem_fits; sums wrap like hopper_mul, never trap. */
 #define HOPPER_CHUNK_LIMITS 2
 static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_limit(int i) {
