@@ -270,7 +270,7 @@ int nvfp4_cuda_configure(nvfp4_cuda *cuda, nvfp4_group_entry *entries, const nvf
     if (check_device_index(device, message, message_size) || runs_hopper(cuda, device, &hopper, message, message_size))
         return -1;
     config->launch = nvfp4_portable_launch;
-    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0, NULL, 0, 0, NULL};
+    config->shape = (nvfp4_launch_shape){plan->total_tiles, plan->total_tiles, device, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL};
     if (hopper && plan->num_entries <= NVFP4_STREAMK_MAX_GROUPS &&
         cuda->multiprocessors[device] <= NVFP4_STREAMK_MAX_CTAS) {
         /* One CTA per SM, the token scratch its pre-pass fills, the units it plans and the pre-pass's grid: one
@@ -398,20 +398,29 @@ int nvfp4_cuda_moe_launch(nvfp4_cuda *cuda, const nvfp4_moe_call *call, uintptr_
     int previous = 0, status = -1;
     if (moe_launch_shape(cuda, call, &config, message, message_size)) return -1;
     const int streamk = config.launch != nvfp4_portable_launch;
+    /* Up to NVFP4_MOE_PREPASS_EXPERTS experts the stream-K pre-pass derives the layout itself and writes the table:
+     * no table kernel, one launch fewer in the chain. More take the table kernel, which also writes the schedule's
+     * tables. */
+    const int derived = streamk && call->experts <= NVFP4_MOE_PREPASS_EXPERTS;
     const size_t table_bytes = sizeof(nvfp4_group_entry) * (size_t)call->experts;
-    const size_t bytes = table_bytes + (streamk ? hopper_device_tables_bytes(call->experts) : 0);
+    const size_t bytes = table_bytes + (streamk && !derived ? hopper_device_tables_bytes(call->experts) : 0);
     cudaMemPool_t pool;
     if (enter_device(call->device, &previous, message, message_size)) return -1;
     if (table_pool(cuda, call->device, &pool, message, message_size)) goto fail;
     /* Stream-ordered: the table lives exactly as long as this call's kernels on this stream, under graph capture too.
      * The stream-K kernel's schedule tables follow it (entries are 128 bytes: aligned). */
     CUDA_CHECK(cudaMallocFromPoolAsync((void **)&table, bytes, pool, on));
-    if (streamk) {
-        made.schedule_tables = (uint8_t *)table + table_bytes;
+    if (derived) {
         made.ctas = config.shape.grid;
-        config.shape.schedule_tables = made.schedule_tables;
+        config.shape.moe_call = &made;
+    } else {
+        if (streamk) {
+            made.schedule_tables = (uint8_t *)table + table_bytes;
+            made.ctas = config.shape.grid;
+            config.shape.schedule_tables = made.schedule_tables;
+        }
+        CUDA_CHECK((cudaError_t)nvfp4_moe_table_launch(&made, table, (void *)stream));
     }
-    CUDA_CHECK((cudaError_t)nvfp4_moe_table_launch(&made, table, (void *)stream));
     count_launch(cuda, config.launch);
     CUDA_CHECK((cudaError_t)config.launch(NULL, table, call->experts, &config.shape, (void *)stream));
     status = 0;

@@ -7,6 +7,10 @@
 //    thread per scratch row of 128 bytes (a token row's 64-K block: block (x, y) holds k-block y of 256 rows);
 //    every block first builds the schedule's prefix tables in shared memory from the sizes. One more block, past
 //    the rows (last column, row 0), plans every CTA's pieces (plan_pieces) and sets the stream-K flags.
+//    An MoE-layout call (grouped_mm), whose sizes only the device holds, runs moe_prepass_kernel instead: every
+//    block derives the layout from the expert end offsets (moe_layout.cuh), and the planning block also writes the
+//    group table; with more experts than its threads, the table kernel (moe_table.cu) runs first and this pre-pass
+//    copies the schedule's tables it wrote.
 // 2. streamk_gemm_kernel, persistent (one CTA per SM), runs its CTA's pieces as the pre-pass planned them. Per CTA:
 //     - warp 0, the scheduler: reads the CTA's piece records and hands each piece to the copier and the consumers
 //       through a small ring of descriptors, with the piece's weight tensor map retargeted to its group's b and
@@ -41,6 +45,7 @@
 #include "grouped_launch.cuh"
 #include "hopper_schedule.h"
 #include "launchers.h"
+#include "moe_layout.cuh"
 #include "nvfp4.cuh"
 #include "sm90_ptx.cuh"
 #include "weight_fragments.cuh"
@@ -308,6 +313,7 @@ __host__ __device__ constexpr size_t prepass_shared_bytes(int count, int ctas) {
     return (prepass_table_bytes(count, ctas) + 15) / 16 * 16 + (size_t)PREPASS_THREADS * TOKEN_ROW_BYTES;
 }
 static_assert(prepass_shared_bytes(MAX_PROBLEMS, MAX_CTAS) <= 227 * 1024, "the pre-pass fits an SM's shared memory");
+static_assert(NVFP4_MOE_PREPASS_EXPERTS == PREPASS_THREADS, "the MoE pre-pass derives one expert a thread");
 
 __device__ __forceinline__ prepass_shared carve_prepass_shared(uint8_t *base, int count, int ctas) {
     prepass_shared t;
@@ -317,6 +323,71 @@ __device__ __forceinline__ prepass_shared carve_prepass_shared(uint8_t *base, in
     t.row_prefix = reinterpret_cast<int32_t *>(t.problems + count);
     t.staging = base + (prepass_table_bytes(count, ctas) + 15) / 16 * 16;
     return t;
+}
+
+// The decode of a pre-pass block, once the schedule's tables are in shared memory: k-block blockIdx.y of
+// PREPASS_THREADS consecutive padded token rows of the call (every problem's slices' chunks, each chunk's rows up to
+// its width), one row per thread: a search in shared memory and 32-bit arithmetic find the row. group(p) gives
+// problem p's entry (its rows of a and their scales). Its scratch row is at byte `out` (-1: no row, or past its
+// problem's K).
+template <class GroupOf>
+__device__ __forceinline__ void decode_token_rows(const streamk_params &params, const prepass_shared &t, int count,
+                                                  GroupOf group) {
+    const int32_t row = blockIdx.x * blockDim.x + threadIdx.x;
+    long long out = -1;
+    int32_t chunk_row = 0;
+    uint4 chunks[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) chunks[j] = make_uint4(0, 0, 0, 0);  // rows past a chunk's tokens stay zeros
+    if (row < t.row_prefix[count]) {
+        int lo = 0, hi = count - 1;
+        while (lo < hi) {  // the last problem whose rows begin at or before row (empty ones share the next's start)
+            const int mid = (lo + hi + 1) / 2;
+            if (t.row_prefix[mid] <= row) lo = mid;
+            else hi = mid - 1;
+        }
+        const hopper_shape sh = hopper_problem_shape(&t.problems[lo]);
+        const int32_t kb = blockIdx.y;
+        if (kb < sh.kblocks) {
+            const uint32_t local = row - t.row_prefix[lo], tile_width = (uint32_t)sh.tile_width;
+            const uint32_t slice = local / tile_width, in_slice = local - slice * tile_width;
+            const uint32_t chunk = min(in_slice / (uint32_t)sh.base, (uint32_t)sh.chunks - 1);
+            chunk_row = in_slice - chunk * sh.base;
+            const int32_t width = chunk == (uint32_t)sh.chunks - 1 ? sh.last_width : sh.base;
+            // hopper_scratch_offset's layout, then the k-block and the row.
+            out = t.prefix[lo].scratch_bytes + slice * sh.slice_scratch +
+                  ((int64_t)chunk * sh.base * sh.kblocks + (int64_t)kb * width + chunk_row) * TOKEN_ROW_BYTES;
+            const auto &g = group(lo);
+            const int32_t chunk_rows = t.problems[lo].chunk_rows;
+            if (chunk_row < hopper_chunk_rows(g.m, chunk_rows, chunk)) {
+                const int token = hopper_chunk_first_row(g.m, chunk_rows, chunk) + chunk_row;
+                const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
+                const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)),
+                                         __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
+                const uint32_t scale_bytes = __ldg(reinterpret_cast<const uint32_t *>(
+                    g.sfa + slice * g.sfa_batch_stride + sf_offset(token, kb, g.sfa_rowblock_stride, g.sfa_kblock_stride)));
+                decode_row_block(packed, scale_bytes, chunks);
+            }
+        }
+    }
+    // Stored through the warp's staging: one thread's row is 8 stores to one line, so a warp's 16-byte stores
+    // would each touch 32 lines; staged, each store instruction writes four whole rows (512 consecutive bytes where
+    // the rows are consecutive, as they are within a chunk). Within a chunk a row's position is its padded index
+    // modulo 8 (every chunk and problem starts on a multiple of 8), so 8 consecutive lanes' swizzled chunks fill
+    // distinct banks.
+    const int lane = threadIdx.x % 32;
+    uint8_t *staging = t.staging + (threadIdx.x - lane) * TOKEN_ROW_BYTES;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        *reinterpret_cast<uint4 *>(staging + lane * TOKEN_ROW_BYTES + ((j ^ (chunk_row % 8)) * 16)) = chunks[j];
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int source = 4 * i + lane / 8, piece = lane % 8;  // row `source` of the warp, its 16-byte piece
+        const long long destination = __shfl_sync(0xFFFFFFFFu, out, source);
+        const uint4 v = *reinterpret_cast<const uint4 *>(staging + source * TOKEN_ROW_BYTES + piece * 16);
+        if (destination >= 0) *reinterpret_cast<uint4 *>(params.scratch + destination + piece * 16) = v;
+    }
 }
 
 __global__ void __launch_bounds__(PREPASS_THREADS)
@@ -359,64 +430,58 @@ __global__ void __launch_bounds__(PREPASS_THREADS)
         plan_pieces(params, s, t.boundary_costs);
         return;
     }
-    // This block decodes k-block blockIdx.y of PREPASS_THREADS consecutive padded token rows of the call (every
-    // problem's slices' chunks, each chunk's rows up to its width), one row per thread: a search in shared memory
-    // and 32-bit arithmetic find the row. Its scratch row is at byte `out` (-1: no row, or past its problem's K).
-    const int32_t row = blockIdx.x * blockDim.x + threadIdx.x;
-    long long out = -1;
-    int32_t chunk_row = 0;
-    uint4 chunks[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) chunks[j] = make_uint4(0, 0, 0, 0);  // rows past a chunk's tokens stay zeros
-    if (row < t.row_prefix[count]) {
-        int lo = 0, hi = count - 1;
-        while (lo < hi) {  // the last problem whose rows begin at or before row (empty ones share the next's start)
-            const int mid = (lo + hi + 1) / 2;
-            if (t.row_prefix[mid] <= row) lo = mid;
-            else hi = mid - 1;
+    decode_token_rows(params, t, count, [&](int p) -> const nvfp4_group_entry & { return entry_of(params, p); });
+}
+
+// The MoE call of moe_prepass_kernel, carried where the by-value group table would be (an MoE call's table is in
+// device memory).
+static_assert(sizeof(nvfp4_moe_call) <= sizeof(streamk_params::entries), "the MoE call fits the table's place");
+__device__ __forceinline__ const nvfp4_moe_call &moe_call_of(const streamk_params &params) {
+    return *reinterpret_cast<const nvfp4_moe_call *>(params.entries);
+}
+
+// The pre-pass of an MoE-layout call (grouped_mm) of up to PREPASS_THREADS experts: as token_prepass_kernel, but
+// every block first derives the call's layout from the expert end offsets itself (moe_layout.cuh, one expert per
+// thread), so no table kernel runs before it: the call's first kernel decodes. The planning block also writes
+// the group table that the main kernel reads (params.device_table). The grid is sized by a bound on the padded
+// rows; blocks past the real ones leave once the layout says so.
+__global__ void __launch_bounds__(PREPASS_THREADS) moe_prepass_kernel(const __grid_constant__ streamk_params params) {
+    dependents_may_launch();
+    // The kernel before it may write the offsets, or have freed the memory this call's workspace reuses.
+    dependency_wait();
+    extern __shared__ __align__(16) uint8_t dynamic_shared[];
+    __shared__ round_totals<PREPASS_THREADS / MOE_WARP> rounds;
+    __shared__ int64_t starts[PREPASS_THREADS], scale_rows[PREPASS_THREADS];
+    const nvfp4_moe_call &call = moe_call_of(params);
+    const int count = params.num_entries, e = threadIdx.x;
+    const bool planning_block = blockIdx.x == gridDim.x - 1 && blockIdx.y == 0;
+    const prepass_shared t = carve_prepass_shared(dynamic_shared, count, params.ctas);
+    const moe_expert_layout layout = derive_moe_layout(call, params.ctas, true, rounds);
+    if (e < count) {
+        t.problems[e] = layout.problem;
+        t.prefix[e] = layout.before;
+        t.row_prefix[e] = layout.rows_before;
+        starts[e] = layout.start;
+        scale_rows[e] = layout.scale_row;
+        if (e == count - 1) {
+            t.prefix[e + 1] = layout.total;
+            t.row_prefix[e + 1] = layout.rows_total;
         }
-        const hopper_shape sh = hopper_problem_shape(&t.problems[lo]);
-        const int32_t kb = blockIdx.y;
-        if (kb < sh.kblocks) {
-            const uint32_t local = row - t.row_prefix[lo], tile_width = (uint32_t)sh.tile_width;
-            const uint32_t slice = local / tile_width, in_slice = local - slice * tile_width;
-            const uint32_t chunk = min(in_slice / (uint32_t)sh.base, (uint32_t)sh.chunks - 1);
-            chunk_row = in_slice - chunk * sh.base;
-            const int32_t width = chunk == (uint32_t)sh.chunks - 1 ? sh.last_width : sh.base;
-            // hopper_scratch_offset's layout, then the k-block and the row.
-            out = t.prefix[lo].scratch_bytes + slice * sh.slice_scratch +
-                  ((int64_t)chunk * sh.base * sh.kblocks + (int64_t)kb * width + chunk_row) * TOKEN_ROW_BYTES;
-            const nvfp4_group_entry &g = entry_of(params, lo);
-            const int32_t chunk_rows = t.problems[lo].chunk_rows;
-            if (chunk_row < hopper_chunk_rows(g.m, chunk_rows, chunk)) {
-                const int token = hopper_chunk_first_row(g.m, chunk_rows, chunk) + chunk_row;
-                const uint8_t *a = g.a + slice * g.a_batch_stride + (int64_t)token * g.a_row_stride + kb * KBLOCK_BYTES;
-                const uint4 packed[2] = {__ldg(reinterpret_cast<const uint4 *>(a)),
-                                         __ldg(reinterpret_cast<const uint4 *>(a) + 1)};
-                const uint32_t scale_bytes = __ldg(reinterpret_cast<const uint32_t *>(
-                    g.sfa + slice * g.sfa_batch_stride + sf_offset(token, kb, g.sfa_rowblock_stride, g.sfa_kblock_stride)));
-                decode_row_block(packed, scale_bytes, chunks);
-            }
-        }
+        // The main kernel reads it after its wait for this whole grid.
+        if (planning_block) const_cast<nvfp4_group_entry *>(params.device_table)[e] = moe_group_entry(call, e, layout);
     }
-    // Stored through the warp's staging: one thread's row is 8 stores to one line, so a warp's 16-byte stores
-    // would each touch 32 lines; staged, each store instruction writes four whole rows (512 consecutive bytes where
-    // the rows are consecutive, as they are within a chunk). Within a chunk a row's position is its padded index
-    // modulo 8 (every chunk and problem starts on a multiple of 8), so 8 consecutive lanes' swizzled chunks fill
-    // distinct banks.
-    const int lane = threadIdx.x % 32;
-    uint8_t *staging = t.staging + (threadIdx.x - lane) * TOKEN_ROW_BYTES;
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-        *reinterpret_cast<uint4 *>(staging + lane * TOKEN_ROW_BYTES + ((j ^ (chunk_row % 8)) * 16)) = chunks[j];
-    __syncwarp();
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        const int source = 4 * i + lane / 8, piece = lane % 8;  // row `source` of the warp, its 16-byte piece
-        const long long destination = __shfl_sync(0xFFFFFFFFu, out, source);
-        const uint4 v = *reinterpret_cast<const uint4 *>(staging + source * TOKEN_ROW_BYTES + piece * 16);
-        if (destination >= 0) *reinterpret_cast<uint4 *>(params.scratch + destination + piece * 16) = v;
+    __syncthreads();
+    if (!planning_block && blockIdx.x * blockDim.x >= (unsigned)layout.rows_total) return;
+    const hopper_schedule s = hopper_schedule_attach(t.problems, t.prefix, count, params.ctas);
+    if (planning_block) {
+        plan_pieces(params, s, t.boundary_costs);
+        return;
     }
+    decode_token_rows(params, t, count, [&](int p) {
+        moe_expert_layout own;
+        own.start = starts[p], own.rows = t.problems[p].m, own.scale_row = scale_rows[p], own.tile_start = 0;
+        return moe_group_entry(call, p, own);
+    });
 }
 
 // ---- Main kernel: the copier ------------------------------------------------------------------------------------
@@ -904,13 +969,19 @@ const CUtensorMap *weight_map_template() {
 cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                            int32_t num_entries, const nvfp4_launch_shape &shape, cudaStream_t stream) {
     static bool configured[NVFP4_MAX_DEVICES];
-    static CUfunction prepass_handles[NVFP4_MAX_DEVICES], gemm_handles[NVFP4_MAX_DEVICES];
+    static CUfunction prepass_handles[NVFP4_MAX_DEVICES], moe_prepass_handles[NVFP4_MAX_DEVICES],
+        gemm_handles[NVFP4_MAX_DEVICES];
+    if (shape.moe_call && (shape.moe_call->experts > NVFP4_MOE_PREPASS_EXPERTS || !device_table))
+        return cudaErrorInvalidValue;
     if (!configured[shape.device]) {
         cudaError_t failed = cudaFuncSetAttribute(streamk_gemm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                   (int)SHARED_BYTES);
         if (failed == cudaSuccess)  // the pre-pass's largest call: the most groups and CTAs
             failed = cudaFuncSetAttribute(token_prepass_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           (int)prepass_shared_bytes(MAX_PROBLEMS, MAX_CTAS));
+        if (failed == cudaSuccess)
+            failed = cudaFuncSetAttribute(moe_prepass_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)prepass_shared_bytes(NVFP4_MOE_PREPASS_EXPERTS, MAX_CTAS));
         if (failed != cudaSuccess) return failed;
         configured[shape.device] = true;
     }
@@ -923,7 +994,8 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     params.schedule_tables = static_cast<hopper_device_tables *>(const_cast<void *>(shape.schedule_tables));
     params.out_bf16 = shape.out_bf16;
     params.alpha = shape.alpha;
-    if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
+    if (shape.moe_call) memcpy(params.entries, shape.moe_call, sizeof(nvfp4_moe_call));
+    else if (!device_table) memcpy(params.entries, host_entries, sizeof(nvfp4_group_entry) * (size_t)num_entries);
     const int ctas = shape.grid;
     const workspace_layout w = layout_for(shape);
     cudaMemPool_t pool;
@@ -946,8 +1018,12 @@ cudaError_t launch_streamk(const nvfp4_group_entry *host_entries, const nvfp4_gr
     // pieces (the others of that column find no rows and leave).
     const dim3 prepass_grid((unsigned)((shape.token_rows + PREPASS_THREADS - 1) / PREPASS_THREADS + 1),
                             (unsigned)shape.max_kblocks);
-    failed = launch_dependent_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid,
-                                     PREPASS_THREADS, (int)prepass_shared_bytes(num_entries, ctas), stream, params);
+    if (shape.moe_call)
+        failed = launch_dependent_kernel(moe_prepass_kernel, moe_prepass_handles, shape.device, prepass_grid,
+                                         PREPASS_THREADS, (int)prepass_shared_bytes(num_entries, ctas), stream, params);
+    else
+        failed = launch_dependent_kernel(token_prepass_kernel, prepass_handles, shape.device, prepass_grid,
+                                         PREPASS_THREADS, (int)prepass_shared_bytes(num_entries, ctas), stream, params);
     if (failed == cudaSuccess)
         failed = launch_dependent_kernel(streamk_gemm_kernel, gemm_handles, shape.device, ctas, THREADS,
                                (int)SHARED_BYTES, stream, params);

@@ -14,6 +14,8 @@
 extern "C" {
 #endif
 
+struct nvfp4_moe_call;
+
 /* What one launch covers. The portable kernel runs one CTA per NVFP4_TILE_M x NVFP4_TILE_N tile (units of
  * them, counted by the table's tile_start fields; grid unused); the stream-K Hopper kernel runs `grid`
  * persistent CTAs over the schedule of hopper_schedule.h (units unused). */
@@ -31,6 +33,9 @@ typedef struct nvfp4_launch_shape {
     int32_t bounded_grid;        /* portable kernel: units is a bound; CTAs past the table's last tile exit */
     const void *schedule_tables; /* stream-K Hopper kernel: its schedule's tables, made on the device
                                     (hopper_device_tables); null: every pre-pass block builds them from the table */
+    const struct nvfp4_moe_call *moe_call; /* stream-K Hopper kernel: an MoE-layout call of at most
+                                    NVFP4_MOE_PREPASS_EXPERTS experts whose pre-pass derives the layout from the
+                                    offsets itself and writes device_table (no table kernel before it) */
 } nvfp4_launch_shape;
 
 /* Each enqueues its kernel on stream (a cudaStream_t). The table is either host_entries (num_entries <=
@@ -50,6 +55,7 @@ int nvfp4_portable_launch(const nvfp4_group_entry *host_entries, const nvfp4_gro
 #define NVFP4_STREAMK_MAX_GROUPS 1024
 #define NVFP4_STREAMK_MAX_CTAS 256
 #define NVFP4_STREAMK_MAX_KBLOCKS 65535 /* the pre-pass's grid.y: K <= 64 * 65535 */
+#define NVFP4_MOE_PREPASS_EXPERTS 256   /* experts whose layout the MoE pre-pass derives itself, one a thread */
 int nvfp4_hopper_streamk_launch(const nvfp4_group_entry *host_entries, const nvfp4_group_entry *device_table,
                                 int32_t num_entries, const nvfp4_launch_shape *shape, void *stream);
 

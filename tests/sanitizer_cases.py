@@ -1,6 +1,7 @@
 """A few shapes for compute-sanitizer (make memcheck / sanitize): edge tiles, empty groups, L = 2, the ring path,
-on both kernel families, through custom_kernel; and grouped_mm (its table kernel, both families, alpha, bfloat16,
-offsets out of range that the table kernel clamps).
+on both kernel families, through custom_kernel; and grouped_mm (both families: on the stream-K kernel its MoE
+pre-pass that derives the layout, and with more experts than that pre-pass's threads the table kernel first; alpha,
+bfloat16, offsets out of range that the layout clamps).
 
 Run under the sanitizer, each call is checked against the reference as well; the sanitizer's own
 summary line ("ERROR SUMMARY: 0 errors") is what `make memcheck` looks for.
@@ -21,7 +22,8 @@ CASES = [
     dict(m=[(13 * i) % 70 for i in range(40)], n=[72] * 40, k=[64] * 40),  # more groups than fit by value
 ]
 
-MOE_CASES = [([0, 40, 3, 0, 130], 256, 512), ([128, 384], 512, 1536), ([17] * 50 + [0] * 14, 72, 128)]
+MOE_CASES = [([0, 40, 3, 0, 130], 256, 512), ([128, 384], 512, 1536), ([17] * 50 + [0] * 14, 72, 128),
+             ([0] * 200 + [3] * 60, 72, 128)]
 
 
 def main():
