@@ -522,6 +522,46 @@ static inline NVFP4_HOST_DEVICE int32_t hopper_choose_chunk_rows(const hopper_pr
     return hopper_chunk_tally_choice(&tally, ctas);
 }
 
+/* ---- Problems that share n and k, one slice each (an MoE call: one problem per expert, every expert's weights
+ * the same shape). A problem's totals then factor into call-wide constants times two counts of its own, its chunks
+ * and its padded rows (tile_width): with T = tiles and B = kblocks, tile_cost = B * (padded + HOPPER_COST_FIXED *
+ * chunks), so cost = T * B * (padded + HOPPER_COST_FIXED * chunks), units = T * chunks, scratch = padded * B *
+ * HOPPER_SCRATCH_ROW_BYTES, and its costliest unit B * cost(base). Sums over such problems (the prefix table, the
+ * chunk tally) are then sums of 32-bit counts scaled once: the same integers as summing hopper_shape_totals. */
+typedef struct hopper_row_counts {
+    int32_t chunks, base, padded;
+} hopper_row_counts;
+
+static inline NVFP4_HOST_DEVICE hopper_row_counts hopper_row_counts_of(int32_t m, int32_t limit) {
+    hopper_row_counts c;
+    c.chunks = hopper_chunks(m, limit);
+    c.base = hopper_chunk_base(m, limit);
+    c.padded = c.chunks == 0 ? 0 : (c.chunks - 1) * c.base + hopper_round_width(m - (c.chunks - 1) * c.base);
+    return c;
+}
+
+/* The totals of problems of n weight rows and depth k whose counts sum to `chunks` and `padded`. */
+static inline NVFP4_HOST_DEVICE hopper_prefix hopper_counts_totals(int32_t n, int32_t k, int64_t chunks,
+                                                                   int64_t padded) {
+    const int64_t tiles = ((int64_t)n + HOPPER_WEIGHT_ROWS - 1) / HOPPER_WEIGHT_ROWS, kblocks = k / HOPPER_KBLOCK_K;
+    hopper_prefix t;
+    t.cost = hopper_mul(tiles * kblocks, padded + HOPPER_COST_FIXED * chunks);
+    t.units = hopper_mul(tiles, chunks);
+    t.scratch_bytes = hopper_mul(padded * kblocks, HOPPER_SCRATCH_ROW_BYTES);
+    return t;
+}
+
+/* Limit i's part of the chunk tally of such problems: their counts under that limit summed, and the largest base
+ * among them (a problem with no rows has base 0, so the maximum over all of them is the one over those with units). */
+static inline NVFP4_HOST_DEVICE void hopper_chunk_tally_set_counts(hopper_chunk_tally *tally, int i, int32_t n,
+                                                                   int32_t k, int64_t chunks, int64_t padded,
+                                                                   int32_t widest_base) {
+    const hopper_prefix t = hopper_counts_totals(n, k, chunks, padded);
+    tally->units[i] = (uint64_t)t.units;
+    tally->cost[i] = (uint64_t)t.cost;
+    tally->widest[i] = t.units > 0 ? (uint64_t)((k / HOPPER_KBLOCK_K) * hopper_kblock_cost(widest_base)) : 0;
+}
+
 /* CTA q's share of the cost starts at q * C / P (q = P: the end). */
 static inline NVFP4_HOST_DEVICE int64_t hopper_cta_cost_begin(const hopper_schedule *s, int32_t q) {
     return hopper_div((int64_t)q * s->total_cost, s->ctas);

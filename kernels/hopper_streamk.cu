@@ -456,8 +456,8 @@ __global__ void __launch_bounds__(PREPASS_THREADS) moe_prepass_kernel(const __gr
     const int count = params.num_entries, e = threadIdx.x;
     const bool planning_block = blockIdx.x == gridDim.x - 1 && blockIdx.y == 0;
     const prepass_shared t = carve_prepass_shared(dynamic_shared, count, params.ctas);
-    const moe_expert_layout layout = derive_moe_layout(call, params.ctas, true, rounds);
-    if (e < count) {
+    auto publish = [&](const moe_expert_layout &layout) {
+        if (e >= count) return;
         t.problems[e] = layout.problem;
         t.prefix[e] = layout.before;
         t.row_prefix[e] = layout.rows_before;
@@ -469,9 +469,17 @@ __global__ void __launch_bounds__(PREPASS_THREADS) moe_prepass_kernel(const __gr
         }
         // The main kernel reads it after its wait for this whole grid.
         if (planning_block) const_cast<nvfp4_group_entry *>(params.device_table)[e] = moe_group_entry(call, e, layout);
+    };
+    // Up to a warp of experts (every benchmark spec), warp 0 derives the layout alone, with no barrier inside its
+    // rounds, while the other warps wait at the barrier below; more experts take every thread.
+    if (count <= MOE_WARP) {
+        __shared__ round_totals<1> warp_rounds;  // never touched: one warp passes no totals
+        if (e < MOE_WARP) publish(derive_moe_layout(call, params.ctas, true, warp_rounds));
+    } else {
+        publish(derive_moe_layout(call, params.ctas, true, rounds));
     }
     __syncthreads();
-    if (!planning_block && blockIdx.x * blockDim.x >= (unsigned)layout.rows_total) return;
+    if (!planning_block && blockIdx.x * blockDim.x >= (unsigned)t.row_prefix[count]) return;
     const hopper_schedule s = hopper_schedule_attach(t.problems, t.prefix, count, params.ctas);
     if (planning_block) {
         plan_pieces(params, s, t.boundary_costs);

@@ -685,6 +685,50 @@ static void test_choose_chunk_rows(void) {
     CHECK(hopper_choose_chunk_rows(one, 0, 132) == HOPPER_CHUNK_MAX_ROWS);
 }
 
+/* Problems that share n and k (MoE experts): every prefix of the factored totals equals the sums of
+ * hopper_problem_totals, and the tally from counts equals hopper_chunk_tally_add's, under both limits. */
+static void test_shared_shape_counts(void) {
+    int violations = 0;
+    for (int set = 0; set < 400; set++) {
+        const int32_t count = uniform(1, 300), n = uniform(1, 8192), k = 64 * uniform(1, 128);
+        hopper_chunk_tally expected = {{0, 0}, {0, 0}, {0, 0}}, from_counts = {{0, 0}, {0, 0}, {0, 0}};
+        int64_t chunks[HOPPER_CHUNK_LIMITS] = {0, 0}, padded[HOPPER_CHUNK_LIMITS] = {0, 0};
+        int32_t widest_base[HOPPER_CHUNK_LIMITS] = {0, 0};
+        hopper_prefix sum[HOPPER_CHUNK_LIMITS];
+        memset(sum, 0, sizeof sum);
+        for (int32_t g = 0; g < count; g++) {
+            const int32_t m = uniform(0, 3) == 0 ? 0 : (uniform(0, 9) == 0 ? uniform(0, 5000) : uniform(0, 400));
+            const hopper_problem p = {m, n, k, 1, 0};
+            hopper_chunk_tally_add(&expected, &p);
+            for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
+                const hopper_problem limited = {m, n, k, 1, hopper_chunk_limit(i)};
+                const hopper_shape shape = hopper_problem_shape(&limited);
+                const hopper_row_counts c = hopper_row_counts_of(m, hopper_chunk_limit(i));
+                EXPECT(c.chunks == shape.chunks && c.base == shape.base && c.padded == shape.tile_width,
+                       "m %d limit %d: counts %d %d %d", m, hopper_chunk_limit(i), c.chunks, c.base, c.padded);
+                const hopper_prefix own = hopper_problem_totals(&limited);
+                sum[i].cost += own.cost, sum[i].units += own.units, sum[i].scratch_bytes += own.scratch_bytes;
+                chunks[i] += c.chunks, padded[i] += c.padded;
+                if (c.base > widest_base[i]) widest_base[i] = c.base;
+                const hopper_prefix factored = hopper_counts_totals(n, k, chunks[i], padded[i]);
+                EXPECT(factored.cost == sum[i].cost && factored.units == sum[i].units &&
+                           factored.scratch_bytes == sum[i].scratch_bytes,
+                       "set %d, problem %d, limit %d", set, g, hopper_chunk_limit(i));
+            }
+        }
+        for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++)
+            hopper_chunk_tally_set_counts(&from_counts, i, n, k, chunks[i], padded[i], widest_base[i]);
+        EXPECT(memcmp(&expected, &from_counts, sizeof expected) == 0, "set %d: tallies differ", set);
+        EXPECT(hopper_chunk_tally_choice(&expected, 132) == hopper_chunk_tally_choice(&from_counts, 132), "set %d", set);
+    }
+    const hopper_chunk_tally none = {{0, 0}, {0, 0}, {0, 0}};
+    hopper_chunk_tally empty = none;
+    hopper_chunk_tally_set_counts(&empty, 0, 4096, 1536, 0, 0, 0);
+    hopper_chunk_tally_set_counts(&empty, 1, 4096, 1536, 0, 0, 0);
+    CHECK(memcmp(&empty, &none, sizeof none) == 0); /* no rows anywhere: no widest unit either */
+    CHECK(violations == 0);
+}
+
 int main(void) {
     test_chunk_examples();
     test_div();
@@ -697,6 +741,7 @@ int main(void) {
     test_benchmark_specs();
     test_whole_units();
     test_choose_chunk_rows();
+    test_shared_shape_counts();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
