@@ -679,6 +679,35 @@ __device__ __forceinline__ int32_t load_acquire(const int32_t *flag) {
     return value;
 }
 
+// Two outputs rounded to the output type and packed for a matrix store, lo in the low half.
+template <bool BF16>
+__device__ __forceinline__ uint32_t pack_outputs(float lo, float hi) {
+    if (BF16) {
+        const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<const uint32_t *>(&v);
+    }
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t *>(&v);
+}
+
+// Stages epilogue pass j of a consumer warp (EPILOGUE_TOKENS tokens of its 16 weight rows), scaled and rounded:
+// accumulator d[4i + e] is weight row lane / 4 + 8 (e / 2), token 8i + 2 (lane % 4) + e % 2, so for 16 tokens the
+// warp holds four 8x8 matrices in the mma layout (weight rows as rows), two outputs a register; one transposing
+// matrix store lays them out token by token. Half the conversions and an eighth of the stores of storing each
+// output, and the output type is chosen once a pass instead of at every value.
+template <int N, bool BF16>
+__device__ __forceinline__ void stage_outputs(const float (&acc)[N / 2], int j, float scale, uint32_t lane_address) {
+#pragma unroll
+    for (int i = 0; i < EPILOGUE_TOKENS / 8 && 8 * (EPILOGUE_TOKENS / 8 * j + i) < N; i += 2) {  // N: 16 a step
+        const int a = j * EPILOGUE_TOKENS / 2 + 4 * i;
+        store_matrices_transposed(lane_address + i * 8 * EPILOGUE_PITCH,
+                                  pack_outputs<BF16>(acc[a] * scale, acc[a + 1] * scale),
+                                  pack_outputs<BF16>(acc[a + 2] * scale, acc[a + 3] * scale),
+                                  pack_outputs<BF16>(acc[a + 4] * scale, acc[a + 5] * scale),
+                                  pack_outputs<BF16>(acc[a + 6] * scale, acc[a + 7] * scale));
+    }
+}
+
 // One piece for a consumer warpgroup: its 64 weight rows of the unit by N token columns, over the piece's k-blocks.
 template <int N>
 __device__ __forceinline__ void consumer_piece(const streamk_params &params, const piece_desc &piece,
@@ -808,19 +837,16 @@ __device__ __forceinline__ void consumer_piece(const streamk_params &params, con
     const bool bf16 = params.out_bf16 != 0;
     const int col0 = n0 + consumer * CONSUMER_ROWS;
     const bool wide_stores = g.c_row_stride % 16 == 0 && reinterpret_cast<uintptr_t>(c) % 16 == 0;
+    // Lane l's row of each matrix store (stage_outputs): token 8 (l / 16) + l % 8 of the 16 staged at once, at
+    // weight row 8 ((l / 8) % 2) of the warp's 16.
+    const uint32_t lane_address = shared_address(staging) + ((lane / 16) * 8 + lane % 8) * EPILOGUE_PITCH +
+                                  (warp * 16 + (lane / 8) % 2 * 8) * 2;
 #pragma unroll
     for (int j = 0; j < (N + EPILOGUE_TOKENS - 1) / EPILOGUE_TOKENS; j++) {
         const int tokens = min(piece.rows - j * EPILOGUE_TOKENS, EPILOGUE_TOKENS);
         if (tokens <= 0) break;
-#pragma unroll
-        for (int i = 0; i < EPILOGUE_TOKENS / 8 && 8 * (EPILOGUE_TOKENS / 8 * j + i) < N; i++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int token = 8 * i + 2 * t + e % 2, col = warp * 16 + lane / 4 + 8 * (e / 2);
-                const float value = acc[j * EPILOGUE_TOKENS / 2 + 4 * i + e] * output_scale;
-                *reinterpret_cast<uint16_t *>(staging + token * EPILOGUE_PITCH + col * 2) =
-                    bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(value)) : __half_as_ushort(__float2half_rn(value));
-            }
+        if (bf16) stage_outputs<N, true>(acc, j, output_scale, lane_address);
+        else stage_outputs<N, false>(acc, j, output_scale, lane_address);
         sync_consumer(consumer);
         for (int i = thread; i < tokens * 8; i += 128) {
             const int token = i / 8, col = col0 + (i % 8) * 8;

@@ -169,6 +169,18 @@ __device__ __forceinline__ void dependents_may_launch() {
 // was launched without a programmatic dependency.
 __device__ __forceinline__ void dependency_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 
+// ---- Matrix stores -------------------------------------------------------------------------------------------
+
+// Warp-wide: four 8x8 matrices of 16-bit values from registers to shared memory, transposed. Register i holds this
+// lane's part of matrix i in the mma accumulator layout (row lane / 4, columns 2 (lane % 4) and + 1, the first in
+// the low half); column c of matrix i is stored as 16 bytes at the address that lane 8 i + c gives (16-byte aligned).
+__device__ __forceinline__ void store_matrices_transposed(uint32_t address, uint32_t r0, uint32_t r1, uint32_t r2,
+                                                          uint32_t r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(address), "r"(r0),
+                 "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}
+
 // ---- Fences and registers -----------------------------------------------------------------------------------
 
 // Generic-proxy writes to shared memory become visible to the tensor cores' reads (async proxy).
