@@ -594,6 +594,13 @@ PyDoc_STRVAR(grouped_mm_doc,
              "Returns out, or a new [T, N] tensor (rows past offsets[E - 1] unspecified). Raises TypeError /\n"
              "ValueError naming the argument before anything runs. nvfp4_group_gemm.moe documents the layout.");
 
+/* Takes any arguments, as grouped_mm does (vectorcall with keyword names), and does nothing: the benchmark times
+ * its own Python function around grouped_mm with this in grouped_mm's place, to take that function out. */
+static PyObject *ignore_arguments(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    (void)module, (void)args, (void)nargs, (void)kwnames;
+    Py_RETURN_NONE;
+}
+
 static PyObject *set_check_offsets(PyObject *module, PyObject *enabled) {
     module_state *st = get_state(module);
     const int value = PyObject_IsTrue(enabled);
@@ -722,6 +729,9 @@ static PyMethodDef module_methods[] = {
      "launch resolved, for _grouped_mm_launch_prepared (the benchmark's bare launch)."},
     {"_grouped_mm_launch_prepared", grouped_mm_launch_prepared, METH_O,
      "_grouped_mm_launch_prepared(capsule): launches a call prepared by _grouped_mm_prepare, on its stream."},
+    {"_ignore_arguments", (PyCFunction)(void (*)(void))ignore_arguments, METH_FASTCALL | METH_KEYWORDS,
+     "_ignore_arguments(*args, **kwargs) -> None. Private, for the benchmark: a call like grouped_mm's that does\n"
+     "nothing."},
     {"_set_check_offsets", set_check_offsets, METH_O,
      "_set_check_offsets(enabled) -> bool: grouped_mm's debug check of the offsets on (a synchronisation a call) or\n"
      "off; returns the previous setting. NVFP4_CHECK_OFFSETS=1 turns it on at import."},

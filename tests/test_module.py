@@ -62,6 +62,12 @@ def test_profiler_naming_costs_under_50_ns_without_a_profiler():
         _C._scope_cost(0)
 
 
+def test_ignore_arguments_takes_grouped_mms_call_and_does_nothing():
+    marker = object()
+    assert _C._ignore_arguments(marker, 1, 2, 3, 4, out_dtype=marker, out=marker) is None
+    assert _C._ignore_arguments() is None
+
+
 # ---- The module's declarations about interpreters (module.c, module_slots) ----
 #
 # _C is loaded from its file in a new subinterpreter, without the package: the package's `import torch` depends on what
