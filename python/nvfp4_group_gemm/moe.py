@@ -19,10 +19,11 @@ Output: [T, N] of out_dtype (bfloat16 or float16), written into `out` when given
 offsets[E - 1] are unspecified (zero on the CPU). The result is the exact product, times alpha, rounded once.
 
 grouped_mm is a C function: it checks the arguments (TypeError / ValueError naming the argument, nothing written)
-and launches, on torch's current stream, a table kernel that reads `offsets` and writes the group table on the
-GPU (ends clamped into [previous end, T], so no offsets can send a read or write outside its tensor), then the
-grouped GEMM: the stream-K kernel on Hopper, which plans its schedule on the GPU from that table, the portable
-kernel elsewhere. The host never reads `offsets` and never synchronises, so one captured CUDA graph serves any
+and launches the grouped GEMM on torch's current stream. The GPU reads `offsets` and derives the layout from them
+(ends clamped into [previous end, T], so no offsets can send a read or write outside its tensor): on Hopper, up to
+256 experts, every block of the stream-K kernel's pre-pass derives it itself and its planning block writes the
+group table; with more experts, and for the portable kernel (every other GPU), a small table kernel does it
+first. The host never reads `offsets` and never synchronises, so one captured CUDA graph serves any
 routing. On CPU tensors the float64 reference runs. NVFP4_CHECK_OFFSETS=1 (or _C._set_check_offsets(True)) adds a
 debug check: the offsets are read on the host (a synchronisation) and out-of-range or decreasing ones raise.
 
