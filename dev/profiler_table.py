@@ -73,7 +73,8 @@ def main():
     for op_name in OPS:
         ops, counts = kernels_inside(events, op_name)
         inside = ", ".join(f"{name} x{count}" for name, count in sorted(counts.items())) or "none"
-        print(f"{op_name}: {ops} ops; kernels launched inside them: {inside}")
+        print(f"{op_name}: {ops} ops (a call through torch.ops is two: the custom op and the C call inside it share "
+              f"the name); kernels launched inside them: {inside}")
     return 0
 
 
