@@ -185,17 +185,13 @@ typedef struct hopper_prefix {
     int64_t scratch_bytes; /* of the token pre-pass's fp16 scratch */
 } hopper_prefix;
 
-static inline NVFP4_HOST_DEVICE hopper_prefix hopper_shape_totals(const hopper_shape *s) {
-    hopper_prefix t;
-    t.cost = hopper_mul(s->slices, s->slice_cost);
-    t.units = hopper_mul(s->slices, s->slice_units);
-    t.scratch_bytes = hopper_mul(s->slices, s->slice_scratch);
-    return t;
-}
-
 static inline NVFP4_HOST_DEVICE hopper_prefix hopper_problem_totals(const hopper_problem *p) {
     const hopper_shape s = hopper_problem_shape(p);
-    return hopper_shape_totals(&s);
+    hopper_prefix t;
+    t.cost = hopper_mul(s.slices, s.slice_cost);
+    t.units = hopper_mul(s.slices, s.slice_units);
+    t.scratch_bytes = hopper_mul(s.slices, s.slice_scratch);
+    return t;
 }
 
 /* a * b <= limit, for a, b >= 0, without computing an overflowing product. */
@@ -470,7 +466,7 @@ static inline NVFP4_HOST_DEVICE int64_t hopper_makespan_estimate(int64_t units, 
  * win where whole units of wide chunks leave the busiest CTA far above a share (benchmark spec 4: 96 units of up
  * to 192 rows on 132 CTAs, 1.44 shares; with <= 128 rows, 128 units of 128, 1.03 shares).
  * The choice is a function of three sums over the problems, per limit (hopper_chunk_tally), so a block of GPU
- * threads can tally the problems with block-wide scans (the MoE table kernel): the same integers as the host's
+ * threads can tally the problems with block-wide scans (moe_layout.cuh): the same integers as the host's
  * loop, the same choice. The sizes must pass hopper_problem_fits; sums wrap like hopper_mul, never trap. */
 #define HOPPER_CHUNK_LIMITS 2
 static inline NVFP4_HOST_DEVICE int32_t hopper_chunk_limit(int i) {
@@ -482,23 +478,17 @@ typedef struct hopper_chunk_tally {
     uint64_t widest[HOPPER_CHUNK_LIMITS]; /* the costliest unit: a maximum, not a sum */
 } hopper_chunk_tally;
 
-/* One problem's part of the tally under limit i, from its shape under that limit (the device's table kernel keeps
- * both shapes: the chosen limit's is then the problem's). */
-static inline NVFP4_HOST_DEVICE void hopper_chunk_tally_add_shape(hopper_chunk_tally *tally, int i,
-                                                                  const hopper_shape *shape) {
-    const hopper_prefix t = hopper_shape_totals(shape);
-    tally->units[i] += (uint64_t)t.units;
-    tally->cost[i] += (uint64_t)t.cost;
-    if (t.units > 0 && (uint64_t)shape->full_cost > tally->widest[i]) /* a unit's base-wide chunk is its widest */
-        tally->widest[i] = (uint64_t)shape->full_cost;
-}
-
 static inline NVFP4_HOST_DEVICE void hopper_chunk_tally_add(hopper_chunk_tally *tally, const hopper_problem *p) {
     for (int i = 0; i < HOPPER_CHUNK_LIMITS; i++) {
         hopper_problem problem = *p;
         problem.chunk_rows = hopper_chunk_limit(i);
-        const hopper_shape shape = hopper_problem_shape(&problem);
-        hopper_chunk_tally_add_shape(tally, i, &shape);
+        const hopper_prefix t = hopper_problem_totals(&problem);
+        tally->units[i] += (uint64_t)t.units;
+        tally->cost[i] += (uint64_t)t.cost;
+        if (t.units > 0) { /* a unit's base-wide chunk is its widest */
+            const uint64_t full_cost = (uint64_t)hopper_problem_shape(&problem).full_cost;
+            if (full_cost > tally->widest[i]) tally->widest[i] = full_cost;
+        }
     }
 }
 
@@ -527,7 +517,7 @@ static inline NVFP4_HOST_DEVICE int32_t hopper_choose_chunk_rows(const hopper_pr
  * and its padded rows (tile_width): with T = tiles and B = kblocks, tile_cost = B * (padded + HOPPER_COST_FIXED *
  * chunks), so cost = T * B * (padded + HOPPER_COST_FIXED * chunks), units = T * chunks, scratch = padded * B *
  * HOPPER_SCRATCH_ROW_BYTES, and its costliest unit B * cost(base). Sums over such problems (the prefix table, the
- * chunk tally) are then sums of 32-bit counts scaled once: the same integers as summing hopper_shape_totals. */
+ * chunk tally) are then sums of 32-bit counts scaled once: the same integers as summing hopper_problem_totals. */
 typedef struct hopper_row_counts {
     int32_t chunks, base, padded;
 } hopper_row_counts;

@@ -2,7 +2,7 @@
 // offsets, which only the device holds (so the host never synchronises, and one captured graph serves any routing).
 //
 // One CTA of as many threads as experts rounded up to a warp; thread e writes expert e's entry from its layout
-// (moe_layout.cuh: four rounds of block-wide scans). With one warp (E <= 32) the kernel is a single chain of
+// (moe_layout.cuh: two rounds of block-wide scans). With one warp (E <= 32) the kernel is a single chain of
 // dependent instructions that nothing hides, so its time is its instruction latency, and a longer chain delays the
 // whole call: the kernel after it reads the table only once it has ended.
 // It runs before the portable kernel, and before the stream-K kernel where the experts outnumber the MoE pre-pass's
