@@ -93,14 +93,6 @@ typedef struct hopper_problem {
 /* ---- Token chunks: m rows split into hopper_chunks(m, limit) chunks of hopper_chunk_base(m, limit) rows (the
  * last shorter); limit, a multiple of the granule, is the call's chunk_rows. */
 
-/* a / b for a >= 0, b > 0. Where both fit 32 bits (the schedules of real calls: a total cost of ~6M for benchmark
- * spec 2) in 32-bit unsigned arithmetic, which a GPU divides inline in ~20 instructions; 64-bit division is a
- * ~170-instruction subroutine, and the planning block's threads run several in a row. Same result either way. */
-static inline NVFP4_HOST_DEVICE int64_t hopper_div(int64_t a, int64_t b) {
-    if ((((uint64_t)a | (uint64_t)b) >> 32) == 0) return (int64_t)((uint32_t)a / (uint32_t)b);
-    return a / b;
-}
-
 /* Fewest chunks of at most `limit` rows; 0 for m = 0. m + limit - 1 < 2^32: a 32-bit division. */
 static inline NVFP4_HOST_DEVICE int32_t hopper_chunks(int32_t m, int32_t limit) {
     return (int32_t)(((uint32_t)m + (uint32_t)limit - 1) / (uint32_t)limit);
@@ -342,9 +334,9 @@ static inline NVFP4_HOST_DEVICE hopper_unit hopper_unit_at(const hopper_schedule
     u.problem = hopper_find_problem(s, index, 0);
     const hopper_shape sh = hopper_problem_shape(&s->problems[u.problem]);
     const int64_t local = index - s->prefix[u.problem].units;
-    u.slice = (int32_t)hopper_div(local, sh.slice_units);
+    u.slice = (int32_t)(local / sh.slice_units);
     const int64_t in_slice = local - u.slice * sh.slice_units;
-    u.tile = (int32_t)hopper_div(in_slice, sh.chunks);
+    u.tile = (int32_t)(in_slice / sh.chunks);
     u.chunk = (int32_t)(in_slice - (int64_t)u.tile * sh.chunks);
     return u;
 }
@@ -424,17 +416,17 @@ static inline NVFP4_HOST_DEVICE hopper_pos hopper_boundary(const hopper_schedule
     u.problem = hopper_find_problem(s, x, 1);
     const hopper_shape sh = hopper_problem_shape(&s->problems[u.problem]);
     int64_t offset = x - s->prefix[u.problem].cost;
-    u.slice = (int32_t)hopper_div(offset, sh.slice_cost);
+    u.slice = (int32_t)(offset / sh.slice_cost);
     offset -= u.slice * sh.slice_cost;
-    u.tile = (int32_t)hopper_div(offset, sh.tile_cost);
+    u.tile = (int32_t)(offset / sh.tile_cost);
     offset -= u.tile * sh.tile_cost;
     /* Chunks before the last all cost full_cost; the last may cost less, so the quotient is capped. */
-    const int64_t chunk = hopper_div(offset, sh.full_cost);
+    const int64_t chunk = offset / sh.full_cost;
     u.chunk = chunk < sh.chunks - 1 ? (int32_t)chunk : sh.chunks - 1;
     offset -= u.chunk * sh.full_cost;
     u.index = s->prefix[u.problem].units + u.slice * sh.slice_units + (int64_t)u.tile * sh.chunks + u.chunk;
     const int64_t per_kblock = hopper_kblock_cost(u.chunk == sh.chunks - 1 ? sh.last_width : sh.base);
-    return hopper_snap(s, u, hopper_div(offset + per_kblock - 1, per_kblock), sh.kblocks, per_kblock);
+    return hopper_snap(s, u, (offset + per_kblock - 1) / per_kblock, sh.kblocks, per_kblock);
 }
 
 /* Whether each CTA should run one unit whole instead of a stream-K share of the cost: no more units than CTAs,
@@ -446,7 +438,7 @@ static inline NVFP4_HOST_DEVICE hopper_pos hopper_boundary(const hopper_schedule
  * runs unit q on CTA q (q < units) and nothing on the others. Divisions only: nothing overflows for any P >= 1. */
 static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_t total_cost, int64_t max_unit_cost,
                                                          int32_t ctas) {
-    const int64_t share = hopper_div(total_cost, ctas);
+    const int64_t share = total_cost / ctas;
     return units <= ctas && max_unit_cost - share <= share / 2;
 }
 
@@ -456,7 +448,7 @@ static inline NVFP4_HOST_DEVICE int hopper_whole_units_fit(int64_t units, int64_
  * share it balances. */
 static inline NVFP4_HOST_DEVICE int64_t hopper_makespan_estimate(int64_t units, int64_t total_cost,
                                                                int64_t max_unit_cost, int32_t ctas) {
-    const int64_t share = hopper_div(total_cost, ctas);
+    const int64_t share = total_cost / ctas;
     return hopper_whole_units_fit(units, total_cost, max_unit_cost, ctas) ? max_unit_cost : share + share / 2;
 }
 
@@ -554,7 +546,7 @@ static inline NVFP4_HOST_DEVICE void hopper_chunk_tally_set_counts(hopper_chunk_
 
 /* CTA q's share of the cost starts at q * C / P (q = P: the end). */
 static inline NVFP4_HOST_DEVICE int64_t hopper_cta_cost_begin(const hopper_schedule *s, int32_t q) {
-    return hopper_div((int64_t)q * s->total_cost, s->ctas);
+    return (int64_t)q * s->total_cost / s->ctas;
 }
 
 static inline NVFP4_HOST_DEVICE hopper_pos hopper_cta_begin(const hopper_schedule *s, int32_t q) {
@@ -581,7 +573,7 @@ static inline NVFP4_HOST_DEVICE int hopper_cta_is_empty(const hopper_schedule *s
  * runs for every split unit). target * P cannot overflow: init keeps C within INT64_MAX / P. */
 static inline NVFP4_HOST_DEVICE int32_t hopper_cta_holding(const hopper_schedule *s, hopper_pos pos) {
     const int64_t target = hopper_pos_cost(s, pos);
-    const int64_t estimate = hopper_div(target * s->ctas, s->total_cost);
+    const int64_t estimate = target * s->ctas / s->total_cost;
     int32_t q = estimate < s->ctas - 1 ? (int32_t)estimate : s->ctas - 1;
     while (q > 0 && hopper_pos_cost(s, hopper_cta_begin(s, q)) > target) q--;
     while (q + 1 < s->ctas && hopper_pos_cost(s, hopper_cta_begin(s, q + 1)) <= target) q++;

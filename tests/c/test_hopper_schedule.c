@@ -383,20 +383,6 @@ static void test_chunk_examples(void) {
     CHECK(hopper_kblock_cost(40) == 40 + HOPPER_COST_FIXED && hopper_kblock_cost(240) == 240 + HOPPER_COST_FIXED);
 }
 
-/* hopper_div: the 32-bit path where both operands fit, the 64-bit one past either edge, the same quotients. */
-static void test_div(void) {
-    static const int64_t values[] = {0, 1, 2, 3, 7, 240, 65535, 0x7FFFFFFF, 0xFFFFFFFF, 0x100000000LL, 0x100000001LL,
-                                     (int64_t)1 << 40, INT64_MAX / 3, INT64_MAX};
-    const size_t n = sizeof values / sizeof values[0];
-    int violations = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++)
-            if (values[j] > 0)
-                EXPECT(hopper_div(values[i], values[j]) == values[i] / values[j], "%lld / %lld", (long long)values[i],
-                       (long long)values[j]);
-    CHECK(violations == 0);
-}
-
 /* Under both chunk limits, every m up to 20000 and a few near INT32_MAX: widths multiples of the granule and
  * <= the limit, the chunks cover exactly m rows in order, only the last is padded. */
 static void test_chunks_cover_rows(void) {
@@ -731,7 +717,6 @@ static void test_shared_shape_counts(void) {
 
 int main(void) {
     test_chunk_examples();
-    test_div();
     test_chunks_cover_rows();
     test_init_rejects();
     test_large_sizes();
