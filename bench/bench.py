@@ -90,7 +90,7 @@ def json_path(args):
 def settings_for(args):
     if args.quick:
         return dict(sets=3, min_repeats=10, max_repeats=10, emulation_sets=1, host_calls=50, host_repeats=3)
-    return dict(sets=15, min_repeats=10, max_repeats=100, emulation_sets=3, host_calls=200, host_repeats=21)
+    return dict(sets=15, min_repeats=10, max_repeats=100, emulation_sets=3, host_calls=200, host_repeats=101)
 
 
 def ceil_div(a, b):
@@ -561,13 +561,18 @@ def host_busy_us(variants, calls, window, repeats, cycles_per_s, C):
             window //= 2
 
 
-def paired_difference_us(first, second, frame=None, no_frame=None):
-    """Median over repeats of first - second, all from one host_busy_us call; with frame and no_frame, of
+def paired_differences_us(first, second, frame=None, no_frame=None):
+    """Per repeat, first - second, all from one host_busy_us call; with frame and no_frame,
     first - second - (frame - no_frame): a Python function's own cost taken out of first."""
     if frame is None:
-        return statistics.median(a - b for a, b in zip(first["repeats_us"], second["repeats_us"]))
-    return statistics.median(a - b - (f - g) for a, b, f, g in zip(first["repeats_us"], second["repeats_us"],
-                                                                   frame["repeats_us"], no_frame["repeats_us"]))
+        return [a - b for a, b in zip(first["repeats_us"], second["repeats_us"])]
+    return [a - b - (f - g) for a, b, f, g in zip(first["repeats_us"], second["repeats_us"], frame["repeats_us"],
+                                                  no_frame["repeats_us"])]
+
+
+def paired_difference_us(first, second, frame=None, no_frame=None):
+    """Median over repeats of paired_differences_us."""
+    return statistics.median(paired_differences_us(first, second, frame, no_frame))
 
 
 def host_idle_us(fn, arg, calls, repeats):
@@ -756,6 +761,9 @@ def grouped_mm_host_rows(settings, C, packages, cycles_per_s):
                          new_frame_us=paired_difference_us(timed["new_frame"], timed["no_frame"]),
                          out_own_us=paired_difference_us(timed["out"], timed["bare"], timed["out_frame"],
                                                          timed["no_frame"]),
+                         out_own_quartiles_us=statistics.quantiles(
+                             paired_differences_us(timed["out"], timed["bare"], timed["out_frame"], timed["no_frame"]),
+                             n=4),
                          new_own_us=paired_difference_us(timed["new"], timed["bare"], timed["new_frame"],
                                                          timed["no_frame"])))
         del capsule, data, ref, args, out
@@ -821,17 +829,21 @@ def print_tables(results):
             print()
             print("grouped_mm host time per call (us, median of repeats, GPU kept busy; differences paired per repeat)")
             header = (f"{'input':<20}{'(a) into out':>14}{'(b) new out':>13}{'(c) bare launch':>17}{'(a)-(c)':>9}"
-                      f"{'(b)-(c)':>9}{'frame (a)':>11}{'frame (b)':>11}{'(a)-(c)-frame':>15}{'(b)-(c)-frame':>15}")
+                      f"{'(b)-(c)':>9}{'frame (a)':>11}{'frame (b)':>11}{'(a)-(c)-frame':>15}{'its quartiles':>15}"
+                      f"{'(b)-(c)-frame':>15}")
             print(header)
             print("-" * len(header))
             for row in results["grouped_mm_host"]:
                 print(f"{row['input']:<20}{row['into_out']['median_us']:14.2f}{row['new_out']['median_us']:13.2f}"
                       f"{row['bare_launch']['median_us']:17.2f}{row['out_minus_bare_us']:9.2f}"
                       f"{row['new_minus_bare_us']:9.2f}{row['out_frame_us']:11.2f}{row['new_frame_us']:11.2f}"
-                      f"{row['out_own_us']:15.2f}{row['new_own_us']:15.2f}")
+                      f"{row['out_own_us']:15.2f}"
+                      f"{row['out_own_quartiles_us'][0]:9.2f}..{row['out_own_quartiles_us'][2]:4.2f}"
+                      f"{row['new_own_us']:15.2f}")
             print("frame: what this benchmark's Python function around (a) or (b) adds (a frame, *args, the keywords), "
                   "timed with _C._ignore_arguments in grouped_mm's place, less a direct call of it; (a)-(c)-frame is "
-                  "grouped_mm's own cost above the bare launch, as a call written inline in user code pays it")
+                  "grouped_mm's own cost above the bare launch, as a call written inline in user code pays it (its quartiles "
+                  "over the repeats: each repeat's host state moves the launch by a microsecond or more)")
         if results.get("profiler_naming_ns") is not None:
             print(f"profiler naming (the op nvfp4_group_gemm::custom_kernel and its NVTX range), no profiler running: "
                   f"{results['profiler_naming_ns']:.1f} ns per call (_C._scope_cost, min of 5 x {PROFILER_NAMING_CALLS})")
