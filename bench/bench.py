@@ -761,9 +761,8 @@ def grouped_mm_host_rows(settings, C, packages, cycles_per_s):
                          new_frame_us=paired_difference_us(timed["new_frame"], timed["no_frame"]),
                          out_own_us=paired_difference_us(timed["out"], timed["bare"], timed["out_frame"],
                                                          timed["no_frame"]),
-                         out_own_quartiles_us=statistics.quantiles(
-                             paired_differences_us(timed["out"], timed["bare"], timed["out_frame"], timed["no_frame"]),
-                             n=4),
+                         out_own_quartiles_us=statistics.quantiles(paired_differences_us(
+                             timed["out"], timed["bare"], timed["out_frame"], timed["no_frame"]), n=4),
                          new_own_us=paired_difference_us(timed["new"], timed["bare"], timed["new_frame"],
                                                          timed["no_frame"])))
         del capsule, data, ref, args, out
@@ -842,8 +841,8 @@ def print_tables(results):
                       f"{row['new_own_us']:15.2f}")
             print("frame: what this benchmark's Python function around (a) or (b) adds (a frame, *args, the keywords), "
                   "timed with _C._ignore_arguments in grouped_mm's place, less a direct call of it; (a)-(c)-frame is "
-                  "grouped_mm's own cost above the bare launch, as a call written inline in user code pays it (its quartiles "
-                  "over the repeats: each repeat's host state moves the launch by a microsecond or more)")
+                  "grouped_mm's own cost above the bare launch, as a call written inline in user code pays it (its "
+                  "quartiles over the repeats: each repeat's host state moves the launch by a microsecond or more)")
         if results.get("profiler_naming_ns") is not None:
             print(f"profiler naming (the op nvfp4_group_gemm::custom_kernel and its NVTX range), no profiler running: "
                   f"{results['profiler_naming_ns']:.1f} ns per call (_C._scope_cost, min of 5 x {PROFILER_NAMING_CALLS})")
